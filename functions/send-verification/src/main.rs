@@ -1,0 +1,8 @@
+//! Lambda function `cc-send-verification`: all behaviour lives in the `contact-channels` crate.
+
+use contact_channels::lambda::{Function, run};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    run(Function::SendVerification).await
+}

@@ -1,0 +1,365 @@
+//! Typed configuration, read once at start-up (API.md §6). Every problem is collected so that a
+//! misconfigured function fails with one log line naming all of them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::callback::OriginPattern;
+
+/// A secret value that cannot be printed by accident.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Where a process runs decides which variables are required and which defaults apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A Lambda function; `sends_mail` is true for the one function that needs `MAIL_FROM`.
+    Lambda { sends_mail: bool },
+    /// `make run`: everything has a development default (API.md §7).
+    Local,
+}
+
+/// Which store implementation a process uses (`STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Embedded,
+}
+
+/// Which mailer implementation a process uses (`MAILER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailerKind {
+    Outbox,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JwtConfig {
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub hs256_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub code_ttl_seconds: u64,
+    pub link_ttl_seconds: u64,
+    pub max_code_attempts: u32,
+    pub send_cooldown_seconds: u64,
+    pub max_sends_per_day: u32,
+    pub max_channels_per_user: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            code_ttl_seconds: 600,
+            link_ttl_seconds: 86_400,
+            max_code_attempts: 5,
+            send_cooldown_seconds: 30,
+            max_sends_per_day: 10,
+            max_channels_per_user: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: Option<String>,
+    pub mail_from: Option<String>,
+    pub ses_configuration_set: Option<String>,
+    pub app_name: String,
+    pub jwt: JwtConfig,
+    pub server_key_digests: Vec<[u8; 32]>,
+    pub verification_secret: Secret,
+    pub allowed_callback_urls: Vec<OriginPattern>,
+    pub limits: Limits,
+    pub store: StoreKind,
+    pub mailer: MailerKind,
+    /// Where the embedded store and the outbox keep their files.
+    pub data_dir: PathBuf,
+    /// Local server only.
+    pub port: u16,
+}
+
+/// Every problem found in the environment, listed in one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const LOCAL_DEV_SERVER_KEY: &str = "local-dev-server-key";
+pub const LOCAL_DEV_JWT_SECRET: &str = "local-dev-secret";
+const LOCAL_DEV_VERIFICATION_SECRET: &str = "local-dev-verification-secret-not-for-production";
+const LOCAL_DEV_CALLBACKS: &str = "http://localhost:*,http://127.0.0.1:*";
+
+pub fn sha256_hex(input: &[u8]) -> String {
+    hex::encode(Sha256::digest(input))
+}
+
+impl Config {
+    /// True when the server key is the local development key (as `make run` defaults it).
+    pub fn uses_local_dev_server_key(&self) -> bool {
+        let dev = sha256_hex(LOCAL_DEV_SERVER_KEY.as_bytes());
+        self.server_key_digests.len() == 1 && hex::encode(self.server_key_digests[0]) == dev
+    }
+
+    /// Reads the process environment. The only place the service reads it.
+    pub fn from_env(profile: Profile) -> Result<Config, ConfigError> {
+        Config::from_lookup(profile, |name| std::env::var(name).ok())
+    }
+
+    /// Builds a config from any variable source (the environment, or a map in tests).
+    pub fn from_lookup(
+        profile: Profile,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let local = profile == Profile::Local;
+        let mut problems = Vec::new();
+        // Empty counts as unset, as SAM passes "" for an empty parameter.
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get_or_local =
+            |name: &str, default: &str| get(name).or_else(|| local.then(|| default.to_owned()));
+
+        let mut number = |name: &str, default: u64, min: u64| -> u64 {
+            match get(name) {
+                None => default,
+                Some(raw) => match raw.trim().parse::<u64>() {
+                    Ok(n) if n >= min => n,
+                    _ => {
+                        problems.push(format!("{name} must be a whole number >= {min}"));
+                        default
+                    }
+                },
+            }
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            code_ttl_seconds: number("CODE_TTL_SECONDS", defaults.code_ttl_seconds, 1),
+            link_ttl_seconds: number("LINK_TTL_SECONDS", defaults.link_ttl_seconds, 1),
+            max_code_attempts: clamp_u32(number(
+                "MAX_CODE_ATTEMPTS",
+                u64::from(defaults.max_code_attempts),
+                1,
+            )),
+            send_cooldown_seconds: number(
+                "SEND_COOLDOWN_SECONDS",
+                defaults.send_cooldown_seconds,
+                0,
+            ),
+            max_sends_per_day: clamp_u32(number(
+                "MAX_SENDS_PER_DAY",
+                u64::from(defaults.max_sends_per_day),
+                1,
+            )),
+            max_channels_per_user: clamp_u32(number(
+                "MAX_CHANNELS_PER_USER",
+                u64::from(defaults.max_channels_per_user),
+                1,
+            )),
+        };
+        let port = match get("PORT") {
+            None => 3000,
+            Some(raw) => raw.trim().parse::<u16>().unwrap_or_else(|_| {
+                problems.push("PORT must be a port number".into());
+                3000
+            }),
+        };
+
+        let verification_secret =
+            match get_or_local("VERIFICATION_SECRET", LOCAL_DEV_VERIFICATION_SECRET) {
+                Some(s) if s.len() >= 32 => Secret::new(s.into_bytes()),
+                Some(_) => {
+                    problems.push("VERIFICATION_SECRET must be at least 32 bytes".into());
+                    Secret::new(Vec::new())
+                }
+                None => {
+                    problems.push("VERIFICATION_SECRET is required".into());
+                    Secret::new(Vec::new())
+                }
+            };
+
+        let local_server_digest = sha256_hex(LOCAL_DEV_SERVER_KEY.as_bytes());
+        let mut server_key_digests = Vec::new();
+        if let Some(list) = get_or_local("SERVER_KEY_SHA256", &local_server_digest) {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match hex::decode(item)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                {
+                    Some(digest) => server_key_digests.push(digest),
+                    None => problems.push(
+                        "SERVER_KEY_SHA256 must be comma-separated 64-digit hex SHA-256 digests"
+                            .into(),
+                    ),
+                }
+            }
+        }
+
+        let mut allowed_callback_urls = Vec::new();
+        if let Some(list) = get_or_local("ALLOWED_CALLBACK_URLS", LOCAL_DEV_CALLBACKS) {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match OriginPattern::parse(item) {
+                    Ok(p) => allowed_callback_urls.push(p),
+                    Err(e) => problems.push(format!("ALLOWED_CALLBACK_URLS entry {item:?}: {e}")),
+                }
+            }
+        }
+
+        let jwks_url = get("JWT_JWKS_URL");
+        let jwks_ok =
+            |u: &String| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+        if jwks_url.as_ref().is_some_and(|u| !jwks_ok(u)) {
+            problems.push("JWT_JWKS_URL must be an http(s) URL".into());
+        }
+        let jwt = JwtConfig {
+            jwks_url,
+            issuer: get("JWT_ISSUER"),
+            audience: get("JWT_AUDIENCE"),
+            hs256_secret: get_or_local("JWT_HS256_SECRET", LOCAL_DEV_JWT_SECRET)
+                .map(|s| Secret::new(s.into_bytes())),
+        };
+
+        let table_name = get("TABLE_NAME");
+        let mail_from = get("MAIL_FROM");
+        if profile == (Profile::Lambda { sends_mail: true }) && mail_from.is_none() {
+            problems.push("MAIL_FROM is required".into());
+        }
+
+        let store = match get("STORE").as_deref() {
+            None | Some("embedded") => StoreKind::Embedded,
+            Some(other) => {
+                problems.push(format!("STORE must be 'embedded', not {other:?}"));
+                StoreKind::Embedded
+            }
+        };
+        let mailer = match get("MAILER").as_deref() {
+            None | Some("outbox") => MailerKind::Outbox,
+            Some(other) => {
+                problems.push(format!("MAILER must be 'outbox', not {other:?}"));
+                MailerKind::Outbox
+            }
+        };
+        let default_dir = if local {
+            ".local"
+        } else {
+            "/tmp/contact-channels"
+        };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| default_dir.to_owned()));
+
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Config {
+            table_name,
+            mail_from,
+            ses_configuration_set: get("SES_CONFIGURATION_SET"),
+            app_name: get("APP_NAME").unwrap_or_else(|| "your app".to_owned()),
+            jwt,
+            server_key_digests,
+            verification_secret,
+            allowed_callback_urls,
+            limits,
+            store,
+            mailer,
+            data_dir,
+            port,
+        })
+    }
+}
+
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn local_profile_fills_in_development_defaults() {
+        let c = Config::from_lookup(Profile::Local, lookup(&[])).unwrap();
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.server_key_digests.len(), 1);
+        assert_eq!(c.allowed_callback_urls.len(), 2);
+        assert!(c.jwt.hs256_secret.is_some());
+        assert_eq!(c.limits.max_code_attempts, 5);
+        assert_eq!(c.app_name, "your app");
+    }
+
+    #[test]
+    fn lambda_profile_lists_every_missing_or_malformed_variable_at_once() {
+        let err = Config::from_lookup(
+            Profile::Lambda { sends_mail: true },
+            lookup(&[("CODE_TTL_SECONDS", "0"), ("SERVER_KEY_SHA256", "abc")]),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "VERIFICATION_SECRET",
+            "MAIL_FROM",
+            "CODE_TTL_SECONDS",
+            "SERVER_KEY_SHA256",
+        ] {
+            assert!(text.contains(name), "{text} should name {name}");
+        }
+    }
+
+    #[test]
+    fn every_variable_overrides_its_local_default() {
+        let c = Config::from_lookup(
+            Profile::Local,
+            lookup(&[
+                ("PORT", "0"),
+                ("MAX_CHANNELS_PER_USER", "3"),
+                ("SEND_COOLDOWN_SECONDS", "0"),
+                ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
+                ("APP_NAME", "Acme"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.port, 0);
+        assert_eq!(c.limits.max_channels_per_user, 3);
+        assert_eq!(c.limits.send_cooldown_seconds, 0);
+        assert_eq!(c.allowed_callback_urls.len(), 1);
+        assert_eq!(c.app_name, "Acme");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new(b"hunter2".to_vec());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

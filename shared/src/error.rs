@@ -1,0 +1,200 @@
+//! The one error type of the API and its one mapping to the contract's JSON error body
+//! (`{"code", "error", "details"}` plus the `x-known-error` header, API.md §1).
+
+use http::{HeaderValue, StatusCode};
+use serde_json::{Value, json};
+
+/// The verb a client was refused for, used in the 403 sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    List,
+    Read,
+    Create,
+    Update,
+    Delete,
+    Verify,
+}
+
+impl Action {
+    fn verb(self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Verify => "verify",
+        }
+    }
+}
+
+/// Every failure a request can end in. Each variant's doc names its status and code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 413 `PAYLOAD_TOO_LARGE`
+    #[error("The request body is larger than 16 KiB.")]
+    PayloadTooLarge,
+    /// 404 `NOT_FOUND`
+    #[error("No route matches this path.")]
+    RouteNotFound,
+    /// 405 `METHOD_NOT_ALLOWED`; carries the methods the path accepts.
+    #[error("This method is not allowed on this path.")]
+    MethodNotAllowed(&'static [&'static str]),
+    /// 401 `UNAUTHENTICATED`
+    #[error("No credentials were sent: use an access token or a server key.")]
+    Unauthenticated,
+    /// 401 `INVALID_ACCESS_TOKEN`
+    #[error("The access token is invalid or expired.")]
+    InvalidAccessToken,
+    /// 401 `INVALID_SERVER_KEY`
+    #[error("The server key is invalid.")]
+    InvalidServerKey,
+    /// 400 `SCHEMA_ERROR`; the message names the offending field.
+    #[error("{0}")]
+    Schema(String),
+    /// 400 `CANNOT_GET_OWN_USER_WITHOUT_USER`
+    #[error("The user id 'me' can only be used with a client access token.")]
+    CannotGetOwnUserWithoutUser,
+    /// 403 `FORBIDDEN`
+    #[error("Client can only {} contact channels for their own user.", .0.verb())]
+    Forbidden(Action),
+    /// 403 `FORBIDDEN`: a client tried to set a server-only field.
+    #[error("Only a server can set is_verified.")]
+    ServerOnlyField,
+    /// 404 `CONTACT_CHANNEL_NOT_FOUND`
+    #[error("Contact channel not found.")]
+    ChannelNotFound,
+    /// 409 `CONTACT_CHANNEL_ALREADY_EXISTS`
+    #[error("This user already has a contact channel with this value.")]
+    ChannelAlreadyExists,
+    /// 409 `CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE`
+    #[error("This contact channel is already used for authentication by another user.")]
+    UsedForAuthBySomeoneElse,
+    /// 409 `TOO_MANY_CONTACT_CHANNELS`
+    #[error("This user has reached the maximum number of contact channels.")]
+    TooManyChannels,
+    /// 409 `EMAIL_ALREADY_VERIFIED`
+    #[error("This email address is already verified.")]
+    EmailAlreadyVerified,
+    /// 400 `REDIRECT_URL_NOT_WHITELISTED`
+    #[error("The callback URL is not in the list of allowed callback URLs.")]
+    RedirectUrlNotWhitelisted,
+    /// 429 `RATE_LIMITED`, with `retry-after` in whole seconds.
+    #[error("Too many verification emails: try again in {0} seconds.")]
+    RateLimited(u64),
+    /// 502 `EMAIL_DELIVERY_FAILED`
+    #[error("The email could not be delivered by the mail service.")]
+    EmailDeliveryFailed,
+    /// 404 `VERIFICATION_CODE_NOT_FOUND`
+    #[error("The verification code does not exist or is no longer valid.")]
+    VerificationCodeNotFound,
+    /// 400 `VERIFICATION_CODE_EXPIRED`
+    #[error("The verification code has expired.")]
+    VerificationCodeExpired,
+    /// 409 `VERIFICATION_CODE_ALREADY_USED`
+    #[error("The verification code has already been used.")]
+    VerificationCodeAlreadyUsed,
+    /// 400 `VERIFICATION_CODE_MAX_ATTEMPTS_REACHED`
+    #[error("Too many wrong guesses: request a new verification code.")]
+    VerificationCodeMaxAttemptsReached,
+    /// 400 `VERIFICATION_CODE_INCORRECT`, with the guesses left.
+    #[error("The verification code is incorrect.")]
+    VerificationCodeIncorrect { attempts_remaining: u32 },
+    /// 500 `INTERNAL_ERROR`: the detail goes to the log, never to the caller.
+    #[error("An internal error occurred.")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn schema(message: impl Into<String>) -> Self {
+        ApiError::Schema(message.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RouteNotFound | ChannelNotFound | VerificationCodeNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Unauthenticated | InvalidAccessToken | InvalidServerKey => StatusCode::UNAUTHORIZED,
+            Schema(_)
+            | CannotGetOwnUserWithoutUser
+            | RedirectUrlNotWhitelisted
+            | VerificationCodeExpired
+            | VerificationCodeMaxAttemptsReached
+            | VerificationCodeIncorrect { .. } => StatusCode::BAD_REQUEST,
+            Forbidden(_) | ServerOnlyField => StatusCode::FORBIDDEN,
+            ChannelAlreadyExists
+            | UsedForAuthBySomeoneElse
+            | TooManyChannels
+            | EmailAlreadyVerified
+            | VerificationCodeAlreadyUsed => StatusCode::CONFLICT,
+            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            EmailDeliveryFailed => StatusCode::BAD_GATEWAY,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            RouteNotFound => "NOT_FOUND",
+            MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Unauthenticated => "UNAUTHENTICATED",
+            InvalidAccessToken => "INVALID_ACCESS_TOKEN",
+            InvalidServerKey => "INVALID_SERVER_KEY",
+            Schema(_) => "SCHEMA_ERROR",
+            CannotGetOwnUserWithoutUser => "CANNOT_GET_OWN_USER_WITHOUT_USER",
+            Forbidden(_) | ServerOnlyField => "FORBIDDEN",
+            ChannelNotFound => "CONTACT_CHANNEL_NOT_FOUND",
+            ChannelAlreadyExists => "CONTACT_CHANNEL_ALREADY_EXISTS",
+            UsedForAuthBySomeoneElse => "CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE",
+            TooManyChannels => "TOO_MANY_CONTACT_CHANNELS",
+            EmailAlreadyVerified => "EMAIL_ALREADY_VERIFIED",
+            RedirectUrlNotWhitelisted => "REDIRECT_URL_NOT_WHITELISTED",
+            RateLimited(_) => "RATE_LIMITED",
+            EmailDeliveryFailed => "EMAIL_DELIVERY_FAILED",
+            VerificationCodeNotFound => "VERIFICATION_CODE_NOT_FOUND",
+            VerificationCodeExpired => "VERIFICATION_CODE_EXPIRED",
+            VerificationCodeAlreadyUsed => "VERIFICATION_CODE_ALREADY_USED",
+            VerificationCodeMaxAttemptsReached => "VERIFICATION_CODE_MAX_ATTEMPTS_REACHED",
+            VerificationCodeIncorrect { .. } => "VERIFICATION_CODE_INCORRECT",
+            Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    fn details(&self) -> Option<Value> {
+        match self {
+            ApiError::UsedForAuthBySomeoneElse => Some(json!({ "type": "email" })),
+            ApiError::VerificationCodeIncorrect { attempts_remaining } => {
+                Some(json!({ "attempts_remaining": attempts_remaining }))
+            }
+            ApiError::RateLimited(seconds) => Some(json!({ "retry_after_seconds": seconds })),
+            _ => None,
+        }
+    }
+
+    /// The single place an error becomes an HTTP response.
+    pub fn into_response(self) -> http::Response<bytes::Bytes> {
+        let mut body = json!({ "code": self.code(), "error": self.to_string() });
+        if let (Some(details), Some(map)) = (self.details(), body.as_object_mut()) {
+            map.insert("details".into(), details);
+        }
+        let mut response = crate::http_api::json_response(self.status(), &body);
+        let headers = response.headers_mut();
+        headers.insert("x-known-error", HeaderValue::from_static(self.code()));
+        match &self {
+            ApiError::RateLimited(seconds) => {
+                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*seconds));
+            }
+            ApiError::MethodNotAllowed(methods) => {
+                if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+                    headers.insert(http::header::ALLOW, allow);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,140 @@
+//! One-time secrets: 6-digit codes and 256-bit link tokens from the OS CSPRNG, and their keyed
+//! hashes. Only the hashes are ever stored; the plain values exist only in the mail.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Secret;
+use crate::domain::ChannelId;
+use crate::model::Digest;
+
+/// A 6-digit code as a user types it; the only way to get one is to parse six ASCII digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerificationCode(String);
+
+impl VerificationCode {
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 6 && raw.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| VerificationCode(raw.to_owned()))
+    }
+
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        // Rejection sampling keeps every code equally likely (no modulo bias).
+        const LIMIT: u32 = u32::MAX - (u32::MAX % 1_000_000);
+        loop {
+            let mut buf = [0u8; 4];
+            getrandom::fill(&mut buf)?;
+            let n = u32::from_le_bytes(buf);
+            if n < LIMIT {
+                return Ok(VerificationCode(format!("{:06}", n % 1_000_000)));
+            }
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for VerificationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerificationCode([redacted])")
+    }
+}
+
+/// A link token: 32 random bytes, base64url without padding (43 characters).
+pub fn generate_link_token() -> Result<String, getrandom::Error> {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Hashes codes and tokens with `VERIFICATION_SECRET`, so a leaked table reveals nothing usable.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    secret: Secret,
+}
+
+impl Hasher {
+    pub fn new(secret: Secret) -> Self {
+        Hasher { secret }
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> Digest {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(self.secret.expose()) {
+            Ok(mac) => mac,
+            Err(_) => unreachable_hmac(),
+        };
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        Digest::from_bytes(mac.finalize().into_bytes().into())
+    }
+
+    /// A code is bound to its channel: only a million codes exist, and binding them keeps the
+    /// digest of one channel's code from meaning anything for another.
+    pub fn code(&self, channel: ChannelId, code: &VerificationCode) -> Digest {
+        self.mac(&[b"code", channel.to_string().as_bytes(), code.0.as_bytes()])
+    }
+
+    /// A link token is looked up by its digest, so the digest depends on the token alone.
+    pub fn link(&self, token: &str) -> Digest {
+        self.mac(&[b"link", token.as_bytes()])
+    }
+}
+
+#[cold]
+fn unreachable_hmac() -> ! {
+    unreachable!("HMAC-SHA-256 takes keys of any length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_vary() {
+        let codes: std::collections::HashSet<String> = (0..50)
+            .map(|_| VerificationCode::generate().unwrap().0)
+            .collect();
+        assert!(codes.len() > 40);
+        assert!(codes.iter().all(|c| VerificationCode::parse(c).is_some()));
+    }
+
+    #[test]
+    fn code_parse_takes_exactly_six_ascii_digits() {
+        assert!(VerificationCode::parse("012345").is_some());
+        for bad in ["12345", "1234567", "12345a", "١٢٣٤٥٦", " 12345", ""] {
+            assert!(VerificationCode::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn link_tokens_carry_256_bits_url_safe() {
+        let t = generate_link_token().unwrap();
+        assert_eq!(t.len(), 43);
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(t, generate_link_token().unwrap());
+    }
+
+    #[test]
+    fn digests_depend_on_the_secret_and_the_channel() {
+        let a = Hasher::new(Secret::new(vec![1; 32]));
+        let b = Hasher::new(Secret::new(vec![2; 32]));
+        let code = VerificationCode::parse("123456").unwrap();
+        let ch = ChannelId::new_random();
+        assert!(a.code(ch, &code).matches(&a.code(ch, &code)));
+        assert!(!a.code(ch, &code).matches(&b.code(ch, &code)));
+        assert!(
+            !a.code(ch, &code)
+                .matches(&a.code(ChannelId::new_random(), &code))
+        );
+        assert!(!a.link("123456").matches(&a.code(ch, &code)));
+    }
+}

@@ -1,0 +1,108 @@
+//! The storage port. Every write is one atomic `Change` checked against the version that was
+//! read (optimistic concurrency) plus uniqueness claims, so that an implementation on
+//! DynamoDB can express each change as a single conditional transaction.
+
+use async_trait::async_trait;
+
+use crate::domain::{ChannelId, EmailAddress, UserId};
+use crate::model::{ChannelRecord, Digest, LinkRefusal, StoredChannel};
+
+/// The store itself failed (I/O, network, corrupt data): a 500 for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+/// Why a change was not applied. Nothing of it was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The channel changed or vanished since it was read: read again and retry.
+    #[error("the channel changed since it was read")]
+    Stale,
+    /// The user has a channel with this value already (invariant 1).
+    #[error("value already exists for this user")]
+    ValueExists,
+    /// Another user's channel with this value is used for auth (invariant 2).
+    #[error("value is used for auth by another user")]
+    AuthTaken,
+    /// The user is at `MAX_CHANNELS_PER_USER` (invariant 7).
+    #[error("too many channels")]
+    TooMany,
+    /// The recipient's 24-hour cap is reached; the wait in whole seconds.
+    #[error("daily send cap reached")]
+    DailyCap(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What happens to the user's primary marker in a change (invariant 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrimaryChange {
+    Keep,
+    /// This channel becomes primary; the previous primary is demoted in the same step.
+    Set,
+    /// This channel stops being primary (if it is); none is promoted.
+    Clear,
+}
+
+/// A change to the per-address log of verification mails (the daily cap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendLogChange {
+    /// Count one send at `at`, unless `cap` sends were counted in the last 24 h.
+    Admit {
+        address: EmailAddress,
+        at: i64,
+        cap: u32,
+    },
+    /// Take back the send counted at `at` (the mail service refused it).
+    Release { address: EmailAddress, at: i64 },
+}
+
+/// One atomic write. The store derives every uniqueness claim and index from the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Create {
+        record: ChannelRecord,
+        make_primary: bool,
+        max_channels: u32,
+    },
+    /// Applies only if the stored version still equals `before.version`.
+    Update {
+        before: ChannelRecord,
+        after: ChannelRecord,
+        primary: PrimaryChange,
+        send_log: Option<SendLogChange>,
+    },
+    /// Removes the channel, its claims and its link index; only if unchanged since read.
+    Delete { before: ChannelRecord },
+}
+
+/// Redeeming a link token failed: refused by the rules, or the store failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedeemError {
+    #[error("link refused: {0:?}")]
+    Refused(LinkRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    /// All channels of a user, in no particular order.
+    async fn list(&self, user: &UserId) -> Result<Vec<StoredChannel>, StoreError>;
+
+    /// One channel of a user.
+    async fn get(&self, user: &UserId, id: ChannelId) -> Result<Option<StoredChannel>, StoreError>;
+
+    /// Applies `change` atomically and returns the channel as written (None after a delete).
+    async fn apply(&self, change: Change) -> Result<Option<StoredChannel>, WriteError>;
+
+    /// The channel whose outstanding or used link has this digest, if any.
+    async fn find_link(&self, digest: &Digest) -> Result<Option<(UserId, ChannelId)>, StoreError>;
+
+    /// Checks the link with `model::check_link` and, if it passes, marks the channel verified
+    /// by it (`model::redeemed`) in one atomic step.
+    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<StoredChannel, RedeemError>;
+
+    /// Send times of the last 24 h for an address, oldest first (to answer `retry-after`).
+    async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError>;
+}
