@@ -1,1 +1,407 @@
-//! Test support.
+//! Test support: spawns the real local server binary on a free loopback port with its own data
+//! directory, captures its console and logs, and speaks HTTP to it like any client would.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+
+pub const SERVER_KEY: &str = "local-dev-server-key";
+pub const JWT_SECRET: &str = "local-dev-secret";
+
+/// A binary of this workspace, built by `cargo build --workspace --bins` (make test does it).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
+        path.display()
+    );
+    path
+}
+
+/// Collects a child's output stream line by line in a background thread.
+fn capture(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut buf = into.lock().unwrap();
+            buf.push_str(&line);
+            buf.push('\n');
+        }
+    });
+}
+
+pub struct LocalServer {
+    pub base: String,
+    pub data_dir: PathBuf,
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+    tmp_handle: Arc<tempfile::TempDir>,
+}
+
+impl LocalServer {
+    /// Starts `contact-channels-local` with a fresh data directory and `env` on top of the
+    /// local defaults (cooldown off unless a test sets it).
+    pub async fn start(env: &[(&str, &str)]) -> LocalServer {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut all: Vec<(String, String)> = vec![("SEND_COOLDOWN_SECONDS".into(), "0".into())];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        LocalServer::start_in(tmp, all).await
+    }
+
+    async fn start_in(tmp: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> LocalServer {
+        let data_dir = tmp.path().join("data");
+        let mut cmd = Command::new(bin("contact-channels-local"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("DATA_DIR", &data_dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn local server");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        capture(child.stdout.take().expect("stdout"), stdout.clone());
+        capture(child.stderr.take().expect("stderr"), stderr.clone());
+        let mut base = None;
+        for _ in 0..500 {
+            if let Some(line) = stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .find(|l| l.contains("listening on http://"))
+            {
+                base = line
+                    .split("listening on ")
+                    .nth(1)
+                    .map(|s| s.trim().to_owned());
+            }
+            if base.is_some() {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "local server exited with {status}: {}",
+                    stderr.lock().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let base = base
+            .unwrap_or_else(|| panic!("local server did not start: {}", stderr.lock().unwrap()));
+        LocalServer {
+            base,
+            data_dir,
+            child,
+            stdout,
+            stderr,
+            env,
+            tmp_handle: tmp,
+        }
+    }
+
+    /// Kills the process (no clean shutdown) and starts it again on the same data.
+    pub async fn restart(mut self) -> LocalServer {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let tmp = self.tmp_handle.clone();
+        let env = std::mem::take(&mut self.env);
+        LocalServer::start_in(tmp, env).await
+    }
+
+    /// Everything the server wrote to standard error: its log.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Everything the server wrote to standard output: banner and console mailbox.
+    pub fn console(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(&self.base)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A dev client token for `user`, as `make token` mints it.
+pub fn client_token(user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({ "sub": user, "iat": now, "exp": now + 3600 });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Who a request is sent as.
+#[derive(Clone, Debug)]
+pub enum As {
+    Server,
+    Client(String),
+    Nobody,
+}
+
+pub fn client(user: &str) -> As {
+    As::Client(user.to_owned())
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A response read whole: status, headers and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(response: Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error reply: status, code, the `x-known-error` header and a JSON body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.text
+        );
+        assert_eq!(self.header("x-known-error"), Some(code));
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        assert!(self.body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        &self.body
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, who: &As) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match who {
+            As::Server => builder.header("x-server-key", SERVER_KEY),
+            As::Client(user) => builder.bearer_auth(client_token(user)),
+            As::Nobody => builder,
+        }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, who: &As, body: Option<Value>) -> Reply {
+        let mut builder = self.request(method, path, who);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        Reply::from(builder.send().await.expect("request")).await
+    }
+
+    pub async fn create(&self, who: &As, body: Value) -> Reply {
+        self.send(Method::POST, "/api/v1/contact-channels", who, Some(body))
+            .await
+    }
+
+    /// Creates a channel as the server and returns its id.
+    pub async fn create_ok(&self, user: &str, value: &str, used_for_auth: bool) -> String {
+        let reply = self
+            .create(&As::Server, json!({ "user_id": user, "type": "email", "value": value, "used_for_auth": used_for_auth }))
+            .await;
+        reply.assert_ok(201)["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn list(&self, who: &As, query: &str) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/contact-channels?{query}"),
+            who,
+            None,
+        )
+        .await
+    }
+
+    pub async fn read(&self, who: &As, user: &str, id: &str) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/v1/contact-channels/{user}/{id}"),
+            who,
+            None,
+        )
+        .await
+    }
+
+    pub async fn patch(&self, who: &As, user: &str, id: &str, body: Value) -> Reply {
+        self.send(
+            Method::PATCH,
+            &format!("/api/v1/contact-channels/{user}/{id}"),
+            who,
+            Some(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, who: &As, user: &str, id: &str) -> Reply {
+        self.send(
+            Method::DELETE,
+            &format!("/api/v1/contact-channels/{user}/{id}"),
+            who,
+            None,
+        )
+        .await
+    }
+
+    pub async fn send_verification(&self, who: &As, user: &str, id: &str, body: Value) -> Reply {
+        let path = format!("/api/v1/contact-channels/{user}/{id}/send-verification-code");
+        self.send(Method::POST, &path, who, Some(body)).await
+    }
+
+    pub async fn attempt(&self, who: &As, user: &str, id: &str, code: &str) -> Reply {
+        let path = format!("/api/v1/contact-channels/{user}/{id}/attempt-verification");
+        self.send(Method::POST, &path, who, Some(json!({ "code": code })))
+            .await
+    }
+
+    pub async fn verify(&self, token: &str) -> Reply {
+        self.send(
+            Method::POST,
+            "/api/v1/contact-channels/verify",
+            &As::Nobody,
+            Some(json!({ "code": token })),
+        )
+        .await
+    }
+
+    pub async fn check(&self, token: &str) -> Reply {
+        let path = "/api/v1/contact-channels/verify/check-code";
+        self.send(
+            Method::POST,
+            path,
+            &As::Nobody,
+            Some(json!({ "code": token })),
+        )
+        .await
+    }
+
+    /// The local mailbox, newest first.
+    pub async fn mailbox(&self) -> Vec<Value> {
+        let reply = self
+            .send(Method::GET, "/_dev/mailbox.json", &As::Nobody, None)
+            .await;
+        reply.assert_ok(200).as_array().cloned().unwrap_or_default()
+    }
+
+    /// The newest mail to `to`, read from the mailbox (never from the store).
+    pub async fn last_mail_to(&self, to: &str) -> Value {
+        self.mailbox()
+            .await
+            .into_iter()
+            .find(|m| m["to"] == to)
+            .unwrap_or_else(|| panic!("no mail to {to}"))
+    }
+
+    /// The six-digit code in the newest mail to `to`.
+    pub async fn code_sent_to(&self, to: &str) -> String {
+        let mail = self.last_mail_to(to).await;
+        six_digits(mail["text"].as_str().unwrap_or_default()).expect("a six-digit code in the mail")
+    }
+
+    /// The link token (`code` query parameter) in the newest mail to `to`.
+    pub async fn token_sent_to(&self, to: &str) -> String {
+        let mail = self.last_mail_to(to).await;
+        link_token(mail["text"].as_str().unwrap_or_default())
+            .expect("a link with code= in the mail")
+    }
+}
+
+/// The first run of exactly six consecutive ASCII digits in `text`.
+pub fn six_digits(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i - start == 6 {
+                return Some(text[start..i].to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The first URL in `text`, whole.
+pub fn first_url(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .map(str::to_owned)
+}
+
+/// The value of the `code` query parameter of the first URL in `text`.
+pub fn link_token(text: &str) -> Option<String> {
+    let url = first_url(text)?;
+    let query = url.split_once('?')?.1.split('#').next()?.to_owned();
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("code=").map(str::to_owned))
+}
