@@ -1,5 +1,8 @@
 //! Black-box tests of API.md §1, §2 and §5.1–5.5 against the spawned local server.
 
+// Tests: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use cc_tests::{As, LocalServer, Reply, client};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -112,7 +112,7 @@ pub fn compose(app_name: &str, to: &EmailAddress, kind: &MailKind<'_>, ttl_secon
                 .unwrap_or_default();
             Mail {
                 to: to.clone(),
-                subject: format!("Your {app_name} verification code"),
+                subject: format!("Your verification code for {app_name}"),
                 text: format!(
                     "Your verification code for {app_name} is:\n\n{code}\n\n{page_text}The code is valid for {valid}.\n\n{ignore}\n"
                 ),

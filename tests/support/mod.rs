@@ -1,6 +1,9 @@
 //! Test support: spawns the real local server binary on a free loopback port with its own data
 //! directory, captures its console and logs, and speaks HTTP to it like any client would.
 
+// Test support: a panic here is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
