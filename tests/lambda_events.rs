@@ -30,6 +30,10 @@ fn setup() -> Functions {
         ("VERIFICATION_SECRET", "0123456789abcdef0123456789abcdef"),
         ("MAIL_FROM", "no-reply@example.com"),
         ("SEND_COOLDOWN_SECONDS", "0"),
+        // The handlers are under test here, with the embedded adapters; the binaries run
+        // against DynamoDB and SES (moto) in the Runtime API tests.
+        ("STORE", "embedded"),
+        ("MAILER", "outbox"),
         ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
     ];
     let digest = contact_channels::config::sha256_hex(cc_tests::SERVER_KEY.as_bytes());

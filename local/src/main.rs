@@ -1,5 +1,6 @@
 //! `make run`: the whole API on 127.0.0.1 with the embedded store and the local outbox, plus
-//! the local-only mailbox routes (API.md §7). `token USER` mints a dev client token.
+//! the local-only mailbox routes (API.md §7). `token USER` mints a dev client token;
+//! `create-table` creates `TABLE_NAME` on the configured DynamoDB endpoint.
 
 mod mailbox;
 mod server;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use contact_channels::config::{Config, Profile};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: contact-channels-local [serve | token USER_ID [TTL_SECONDS]]");
+    eprintln!("usage: contact-channels-local [serve | token USER_ID [TTL_SECONDS] | create-table]");
     ExitCode::from(2)
 }
 
@@ -53,6 +54,16 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        ["create-table"] => match server::create_table(&config).await {
+            Ok(table) => {
+                println!("created table {table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("contact-channels-local: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => usage(),
     }
 }

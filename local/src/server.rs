@@ -39,6 +39,17 @@ pub fn mint_token(config: &Config, user: &str, ttl_seconds: u64) -> Result<Strin
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).map_err(|e| e.to_string())
 }
 
+/// Creates the configured table (for `STORE=dynamodb` against a local endpoint).
+pub async fn create_table(config: &Config) -> Result<String, String> {
+    let table = config.table_name.clone().ok_or("TABLE_NAME is required")?;
+    let sdk = contact_channels::backends::aws_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    contact_channels::dynamo::DynamoStore::create_table(&client, &table)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(table)
+}
+
 struct State {
     app: App,
     outbox: Option<Outbox>,

@@ -257,13 +257,22 @@ impl App {
             last_sent_at_millis: None,
             version: 0,
         };
-        let change = Change::Create {
-            record,
-            make_primary: is_primary,
-            max_channels: self.limits().max_channels_per_user,
-        };
-        let stored = self.store.apply(change).await?.ok_or(ApiError::Internal)?;
-        Ok(self.ok(StatusCode::CREATED, &stored))
+        for attempt in 0..MAX_RETRIES {
+            let change = Change::Create {
+                record: record.clone(),
+                make_primary: is_primary,
+                max_channels: self.limits().max_channels_per_user,
+            };
+            // A create conditions on claims only; it is stale only when it collided with a
+            // concurrent transaction on the same items, and then trying again is right.
+            match self.store.apply(change).await {
+                Ok(Some(stored)) => return Ok(self.ok(StatusCode::CREATED, &stored)),
+                Ok(None) => return Err(ApiError::Internal),
+                Err(WriteError::Stale) => backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(WriteError::Stale.into())
     }
 
     async fn list(&self, caller: &Caller, query: Option<&str>) -> Result<Response, ApiError> {
@@ -372,6 +381,7 @@ impl App {
                 before,
                 after,
                 primary,
+                was_primary: current.is_primary,
                 send_log: None,
             };
             match self.store.apply(change).await {
@@ -400,6 +410,7 @@ impl App {
                 .store
                 .apply(Change::Delete {
                     before: current.record,
+                    was_primary: current.is_primary,
                 })
                 .await
             {
@@ -516,6 +527,7 @@ impl App {
                 before: before.clone(),
                 after,
                 primary: PrimaryChange::Keep,
+                was_primary: current.is_primary,
                 send_log: Some(admit),
             };
             // The new code is stored before the mail goes out, so that a send needs no third
@@ -548,8 +560,8 @@ impl App {
             _ => false,
         };
         for attempt in 0..MAX_RETRIES {
-            let current = match self.store.get(&sent.user_id, sent.id).await {
-                Ok(Some(c)) => c.record,
+            let (current, was_primary) = match self.store.get(&sent.user_id, sent.id).await {
+                Ok(Some(c)) => (c.record, c.is_primary),
                 Ok(None) => return,
                 Err(e) => {
                     tracing::error!(error = %e, "could not roll back a refused send");
@@ -575,6 +587,7 @@ impl App {
                 before: current,
                 after,
                 primary: PrimaryChange::Keep,
+                was_primary,
                 send_log: Some(release),
             };
             match self.store.apply(change).await {
@@ -644,6 +657,7 @@ impl App {
                 before,
                 after,
                 primary: PrimaryChange::Keep,
+                was_primary: current.is_primary,
                 send_log: None,
             };
             match self.store.apply(change).await {

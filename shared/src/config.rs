@@ -41,12 +41,14 @@ pub enum Profile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     Embedded,
+    DynamoDb,
 }
 
 /// Which mailer implementation a process uses (`MAILER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailerKind {
     Outbox,
+    Ses,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -243,26 +245,36 @@ impl Config {
                 .map(|s| Secret::new(s.into_bytes())),
         };
 
-        let table_name = get("TABLE_NAME");
-        let mail_from = get("MAIL_FROM");
-        if profile == (Profile::Lambda { sends_mail: true }) && mail_from.is_none() {
-            problems.push("MAIL_FROM is required".into());
-        }
-
+        // On Lambda the real adapters are the default; locally the embedded ones.
         let store = match get("STORE").as_deref() {
+            None if !local => StoreKind::DynamoDb,
             None | Some("embedded") => StoreKind::Embedded,
+            Some("dynamodb") => StoreKind::DynamoDb,
             Some(other) => {
-                problems.push(format!("STORE must be 'embedded', not {other:?}"));
+                problems.push(format!(
+                    "STORE must be 'embedded' or 'dynamodb', not {other:?}"
+                ));
                 StoreKind::Embedded
             }
         };
         let mailer = match get("MAILER").as_deref() {
+            None if !local => MailerKind::Ses,
             None | Some("outbox") => MailerKind::Outbox,
+            Some("ses") => MailerKind::Ses,
             Some(other) => {
-                problems.push(format!("MAILER must be 'outbox', not {other:?}"));
+                problems.push(format!("MAILER must be 'outbox' or 'ses', not {other:?}"));
                 MailerKind::Outbox
             }
         };
+        let table_name = get("TABLE_NAME");
+        if store == StoreKind::DynamoDb && table_name.is_none() {
+            problems.push("TABLE_NAME is required".into());
+        }
+        let mail_from = get("MAIL_FROM");
+        let sends_mail = local || profile == (Profile::Lambda { sends_mail: true });
+        if mailer == MailerKind::Ses && sends_mail && mail_from.is_none() {
+            problems.push("MAIL_FROM is required".into());
+        }
         let default_dir = if local {
             ".local"
         } else {
@@ -335,6 +347,32 @@ mod tests {
         ] {
             assert!(text.contains(name), "{text} should name {name}");
         }
+    }
+
+    #[test]
+    fn lambda_defaults_to_dynamodb_and_ses_and_local_to_embedded_and_outbox() {
+        let vars = [
+            ("VERIFICATION_SECRET", "x".repeat(32)),
+            ("TABLE_NAME", "t".into()),
+            ("MAIL_FROM", "a@b.co".into()),
+        ];
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let c = Config::from_lookup(Profile::Lambda { sends_mail: true }, lookup(&vars)).unwrap();
+        assert_eq!((c.store, c.mailer), (StoreKind::DynamoDb, MailerKind::Ses));
+        let c = Config::from_lookup(Profile::Local, lookup(&[])).unwrap();
+        assert_eq!(
+            (c.store, c.mailer),
+            (StoreKind::Embedded, MailerKind::Outbox)
+        );
+        // Only the sending function needs MAIL_FROM.
+        let without_from: Vec<(&str, &str)> = vars
+            .into_iter()
+            .filter(|(k, _)| *k != "MAIL_FROM")
+            .collect();
+        assert!(
+            Config::from_lookup(Profile::Lambda { sends_mail: false }, lookup(&without_from))
+                .is_ok()
+        );
     }
 
     #[test]

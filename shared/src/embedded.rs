@@ -190,8 +190,9 @@ fn apply_in(txn: &WriteTransaction, change: Change) -> Result<Option<StoredChann
             after,
             primary,
             send_log,
+            ..
         } => (Some(before), Some(after), primary, send_log),
-        Change::Delete { before } => (Some(before), None, PrimaryChange::Clear, None),
+        Change::Delete { before, .. } => (Some(before), None, PrimaryChange::Clear, None),
     };
     let Some(subject) = after.as_ref().or(before.as_ref()) else {
         return Err(WriteError::Stale);
@@ -398,7 +399,7 @@ impl ChannelStore for EmbeddedStore {
         .await
     }
 
-    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<StoredChannel, RedeemError> {
+    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError> {
         let digest = digest.clone();
         self.write(move |txn| {
             let target = {
@@ -422,11 +423,11 @@ impl ChannelStore for EmbeddedStore {
                 before,
                 after,
                 primary: PrimaryChange::Keep,
+                was_primary: false,
                 send_log: None,
             };
             match apply_in(txn, change) {
-                Ok(Some(stored)) => Ok(stored),
-                Ok(None) => Err(RedeemError::Refused(model::LinkRefusal::NotFound)),
+                Ok(_) => Ok(()),
                 Err(WriteError::Store(e)) => Err(RedeemError::Store(e)),
                 Err(other) => Err(RedeemError::Store(failed(other))),
             }

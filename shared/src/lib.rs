@@ -7,6 +7,7 @@ pub mod backends;
 pub mod callback;
 pub mod config;
 pub mod domain;
+pub mod dynamo;
 pub mod embedded;
 pub mod error;
 pub mod http_api;
@@ -15,6 +16,7 @@ pub mod mail;
 pub mod model;
 pub mod outbox;
 pub mod secrets;
+pub mod ses;
 pub mod store;
 pub mod telemetry;
 

@@ -65,15 +65,20 @@ pub enum Change {
         make_primary: bool,
         max_channels: u32,
     },
-    /// Applies only if the stored version still equals `before.version`.
+    /// Applies only if the stored version still equals `before.version`. `was_primary` is
+    /// what was read with `before`.
     Update {
         before: ChannelRecord,
         after: ChannelRecord,
         primary: PrimaryChange,
+        was_primary: bool,
         send_log: Option<SendLogChange>,
     },
     /// Removes the channel, its claims and its link index; only if unchanged since read.
-    Delete { before: ChannelRecord },
+    Delete {
+        before: ChannelRecord,
+        was_primary: bool,
+    },
 }
 
 /// Redeeming a link token failed: refused by the rules, or the store failed.
@@ -101,7 +106,7 @@ pub trait ChannelStore: Send + Sync {
 
     /// Checks the link with `model::check_link` and, if it passes, marks the channel verified
     /// by it (`model::redeemed`) in one atomic step.
-    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<StoredChannel, RedeemError>;
+    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError>;
 
     /// Send times of the last 24 h for an address, oldest first (to answer `retry-after`).
     async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError>;

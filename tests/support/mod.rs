@@ -13,6 +13,35 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
+pub mod conformance;
+pub mod moto;
+
+/// What the local server is wired to: its embedded store and outbox, or DynamoDB and SES
+/// (on moto). `TEST_BACKEND=aws` runs the black-box suites against the latter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Aws,
+}
+
+impl Backend {
+    pub fn from_env() -> Backend {
+        match std::env::var("TEST_BACKEND").as_deref() {
+            Ok("aws") => Backend::Aws,
+            _ => Backend::Local,
+        }
+    }
+}
+
+/// Where a test reads the mail the server sent.
+#[derive(Clone, Debug)]
+pub enum MailSource {
+    /// The local outbox, through `/_dev/mailbox.json`.
+    Outbox,
+    /// SES on moto, mail from this sender.
+    Ses { sender: String },
+}
+
 pub const SERVER_KEY: &str = "local-dev-server-key";
 pub const JWT_SECRET: &str = "local-dev-secret";
 
@@ -49,19 +78,49 @@ pub struct LocalServer {
     stderr: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
     tmp_handle: Arc<tempfile::TempDir>,
+    pub backend: Backend,
+    mail: MailSource,
 }
 
 impl LocalServer {
     /// Starts `contact-channels-local` with a fresh data directory and `env` on top of the
     /// local defaults (cooldown off unless a test sets it).
     pub async fn start(env: &[(&str, &str)]) -> LocalServer {
-        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let mut all: Vec<(String, String)> = vec![("SEND_COOLDOWN_SECONDS".into(), "0".into())];
-        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        LocalServer::start_in(tmp, all).await
+        LocalServer::start_with(Backend::from_env(), env).await
     }
 
-    async fn start_in(tmp: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> LocalServer {
+    /// Starts the server on a given backend (for tests of one backend's own features).
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> LocalServer {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let mut all: Vec<(String, String)> = vec![("SEND_COOLDOWN_SECONDS".into(), "0".into())];
+        let mail = match backend {
+            Backend::Local => MailSource::Outbox,
+            Backend::Aws => {
+                let moto = moto::moto();
+                let table = moto.new_table().await;
+                let sender = moto.new_sender().await;
+                all.extend(moto.env());
+                for (k, v) in [
+                    ("STORE", "dynamodb"),
+                    ("MAILER", "ses"),
+                    ("TABLE_NAME", &table),
+                    ("MAIL_FROM", &sender),
+                ] {
+                    all.push((k.into(), v.to_string()));
+                }
+                MailSource::Ses { sender }
+            }
+        };
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        LocalServer::start_in(tmp, all, backend, mail).await
+    }
+
+    async fn start_in(
+        tmp: Arc<tempfile::TempDir>,
+        env: Vec<(String, String)>,
+        backend: Backend,
+        mail: MailSource,
+    ) -> LocalServer {
         let data_dir = tmp.path().join("data");
         let mut cmd = Command::new(bin("contact-channels-local"));
         cmd.env_clear()
@@ -113,6 +172,8 @@ impl LocalServer {
             stderr,
             env,
             tmp_handle: tmp,
+            backend,
+            mail,
         }
     }
 
@@ -122,7 +183,7 @@ impl LocalServer {
         let _ = self.child.wait();
         let tmp = self.tmp_handle.clone();
         let env = std::mem::take(&mut self.env);
-        LocalServer::start_in(tmp, env).await
+        LocalServer::start_in(tmp, env, self.backend, self.mail.clone()).await
     }
 
     /// Everything the server wrote to standard error: its log.
@@ -136,7 +197,10 @@ impl LocalServer {
     }
 
     pub fn api(&self) -> Api {
-        Api::new(&self.base)
+        Api {
+            mail: self.mail.clone(),
+            ..Api::new(&self.base)
+        }
     }
 }
 
@@ -178,6 +242,7 @@ pub fn client(user: &str) -> As {
 pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+    pub mail: MailSource,
 }
 
 /// A response read whole: status, headers and JSON body.
@@ -237,6 +302,7 @@ impl Api {
         Api {
             base: base.to_owned(),
             http: reqwest::Client::new(),
+            mail: MailSource::Outbox,
         }
     }
 
@@ -342,12 +408,17 @@ impl Api {
         .await
     }
 
-    /// The local mailbox, newest first.
+    /// The mail this server sent, newest first: the local mailbox, or SES on moto.
     pub async fn mailbox(&self) -> Vec<Value> {
-        let reply = self
-            .send(Method::GET, "/_dev/mailbox.json", &As::Nobody, None)
-            .await;
-        reply.assert_ok(200).as_array().cloned().unwrap_or_default()
+        match &self.mail {
+            MailSource::Outbox => {
+                let reply = self
+                    .send(Method::GET, "/_dev/mailbox.json", &As::Nobody, None)
+                    .await;
+                reply.assert_ok(200).as_array().cloned().unwrap_or_default()
+            }
+            MailSource::Ses { sender } => moto::moto().sent_mail(sender).await,
+        }
     }
 
     /// The newest mail to `to`, read from the mailbox (never from the store).

@@ -1,0 +1,31 @@
+//! The store conformance suite on every implementation: the embedded store, and the DynamoDB
+//! store through the real AWS SDK over HTTP against moto.
+
+// Tests: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use cc_tests::conformance_suite;
+use cc_tests::moto::moto;
+use contact_channels::dynamo::DynamoStore;
+use contact_channels::embedded::EmbeddedStore;
+use contact_channels::store::ChannelStore;
+
+async fn embedded() -> Arc<dyn ChannelStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    // The open file outlives the directory entry (POSIX unlink semantics).
+    drop(dir);
+    Arc::new(store)
+}
+
+async fn dynamodb() -> Arc<dyn ChannelStore> {
+    let moto = moto();
+    let table = moto.new_table().await;
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    Arc::new(DynamoStore::new(client, table))
+}
+
+conformance_suite!(on_embedded, embedded());
+conformance_suite!(on_dynamodb, dynamodb());

@@ -1,0 +1,551 @@
+//! The store conformance suite: every behaviour the domain relies on, checked the same way on
+//! every `ChannelStore` implementation (`tests/store_conformance.rs` runs it on each).
+
+use std::sync::Arc;
+
+use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId, now_millis};
+use contact_channels::model::{ChannelRecord, DAY_MILLIS, Digest, LinkRefusal, Verification};
+use contact_channels::store::{
+    Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, WriteError,
+};
+
+pub type Store = Arc<dyn ChannelStore>;
+
+fn user(u: &str) -> UserId {
+    UserId::parse(u).unwrap()
+}
+
+fn record(u: &str, value: &str, auth: bool) -> ChannelRecord {
+    ChannelRecord {
+        id: ChannelId::new_random(),
+        user_id: user(u),
+        value: EmailAddress::parse(value).unwrap(),
+        used_for_auth: auth,
+        is_verified: false,
+        created_at_millis: now_millis(),
+        verification: None,
+        last_sent_at_millis: None,
+        version: 0,
+    }
+}
+
+async fn create(
+    store: &Store,
+    r: &ChannelRecord,
+    primary: bool,
+) -> Result<ChannelRecord, WriteError> {
+    let change = Change::Create {
+        record: r.clone(),
+        make_primary: primary,
+        max_channels: 3,
+    };
+    Ok(store.apply(change).await?.unwrap().record)
+}
+
+async fn update(
+    store: &Store,
+    before: &ChannelRecord,
+    after: ChannelRecord,
+    primary: PrimaryChange,
+) -> Result<ChannelRecord, WriteError> {
+    let was_primary = store
+        .get(&before.user_id, before.id)
+        .await?
+        .is_some_and(|c| c.is_primary);
+    let change = Change::Update {
+        before: before.clone(),
+        after,
+        primary,
+        was_primary,
+        send_log: None,
+    };
+    Ok(store.apply(change).await?.unwrap().record)
+}
+
+async fn delete(store: &Store, before: &ChannelRecord) -> Result<(), WriteError> {
+    let was_primary = store
+        .get(&before.user_id, before.id)
+        .await?
+        .is_some_and(|c| c.is_primary);
+    store
+        .apply(Change::Delete {
+            before: before.clone(),
+            was_primary,
+        })
+        .await
+        .map(|_| ())
+}
+
+fn link(digest: u8, expires: i64) -> Verification {
+    Verification {
+        strategy: Strategy::EmailLink,
+        digest: Digest::from_bytes([digest; 32]),
+        expires_at_millis: expires,
+        attempts: 0,
+        used: false,
+    }
+}
+
+pub async fn created_channels_read_back_with_version_one(store: Store) {
+    let r = record("alice", "a@example.com", true);
+    let written = create(&store, &r, true).await.unwrap();
+    assert_eq!(written.version, 1);
+    let got = store.get(&r.user_id, r.id).await.unwrap().unwrap();
+    assert_eq!(got.record, written);
+    assert!(got.is_primary);
+    let listed = store.list(&r.user_id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].record, written);
+    assert!(store.get(&user("bob"), r.id).await.unwrap().is_none());
+    assert!(store.list(&user("nobody")).await.unwrap().is_empty());
+}
+
+pub async fn one_value_per_user_and_one_auth_channel_per_value(store: Store) {
+    create(&store, &record("alice", "a@example.com", true), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        create(&store, &record("alice", "a@example.com", false), false).await,
+        Err(WriteError::ValueExists)
+    );
+    // Value before auth, in the contract's order.
+    assert_eq!(
+        create(&store, &record("alice", "a@example.com", true), false).await,
+        Err(WriteError::ValueExists)
+    );
+    assert_eq!(
+        create(&store, &record("bob", "a@example.com", true), false).await,
+        Err(WriteError::AuthTaken)
+    );
+    create(&store, &record("bob", "a@example.com", false), false)
+        .await
+        .unwrap();
+    assert_eq!(store.list(&user("bob")).await.unwrap().len(), 1);
+}
+
+pub async fn the_per_user_limit_holds(store: Store) {
+    for i in 0..3 {
+        create(
+            &store,
+            &record("alice", &format!("a{i}@example.com"), false),
+            false,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        create(&store, &record("alice", "a9@example.com", false), false).await,
+        Err(WriteError::TooMany)
+    );
+    assert_eq!(
+        create(&store, &record("alice", "a0@example.com", false), false).await,
+        Err(WriteError::ValueExists)
+    );
+    let first = store.list(&user("alice")).await.unwrap()[0].record.clone();
+    delete(&store, &first).await.unwrap();
+    create(&store, &record("alice", "a9@example.com", false), false)
+        .await
+        .unwrap();
+}
+
+pub async fn a_stale_version_writes_nothing(store: Store) {
+    let r = create(&store, &record("alice", "a@example.com", false), false)
+        .await
+        .unwrap();
+    let mut next = r.clone();
+    next.used_for_auth = true;
+    let v2 = update(&store, &r, next.clone(), PrimaryChange::Keep)
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    let mut again = r.clone();
+    again.is_verified = true;
+    assert_eq!(
+        update(&store, &r, again, PrimaryChange::Keep).await,
+        Err(WriteError::Stale)
+    );
+    assert_eq!(delete(&store, &r).await, Err(WriteError::Stale));
+    let got = store.get(&r.user_id, r.id).await.unwrap().unwrap().record;
+    assert_eq!(got, v2);
+}
+
+pub async fn value_and_auth_claims_follow_updates_and_deletes(store: Store) {
+    let r = create(&store, &record("alice", "a@example.com", true), false)
+        .await
+        .unwrap();
+    let other = create(&store, &record("alice", "b@example.com", false), false)
+        .await
+        .unwrap();
+    let mut moved = r.clone();
+    moved.value = EmailAddress::parse("b@example.com").unwrap();
+    assert_eq!(
+        update(&store, &r, moved, PrimaryChange::Keep).await,
+        Err(WriteError::ValueExists)
+    );
+    let mut moved = r.clone();
+    moved.value = EmailAddress::parse("c@example.com").unwrap();
+    let r = update(&store, &r, moved, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    // The old value and its auth claim are free; the new ones are taken.
+    create(&store, &record("bob", "a@example.com", true), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        create(&store, &record("carol", "c@example.com", true), false).await,
+        Err(WriteError::AuthTaken)
+    );
+    let mut auth = other.clone();
+    auth.used_for_auth = true;
+    let other = update(&store, &other, auth, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    assert_eq!(
+        create(&store, &record("carol", "b@example.com", true), false).await,
+        Err(WriteError::AuthTaken)
+    );
+    let mut off = other.clone();
+    off.used_for_auth = false;
+    update(&store, &other, off, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    create(&store, &record("carol", "b@example.com", true), false)
+        .await
+        .unwrap();
+    // A value someone else uses for auth cannot be moved onto while used for auth.
+    let mut onto = r.clone();
+    onto.value = EmailAddress::parse("a@example.com").unwrap();
+    assert_eq!(
+        update(&store, &r, onto, PrimaryChange::Keep).await,
+        Err(WriteError::AuthTaken)
+    );
+    delete(&store, &r).await.unwrap();
+    create(&store, &record("dave", "c@example.com", true), false)
+        .await
+        .unwrap();
+    create(&store, &record("alice", "c@example.com", false), false)
+        .await
+        .unwrap();
+}
+
+pub async fn one_primary_per_user(store: Store) {
+    let a = create(&store, &record("alice", "a@example.com", false), true)
+        .await
+        .unwrap();
+    let b = create(&store, &record("alice", "b@example.com", false), true)
+        .await
+        .unwrap();
+    let primaries = |list: Vec<contact_channels::model::StoredChannel>| {
+        list.into_iter()
+            .filter(|c| c.is_primary)
+            .map(|c| c.record.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        primaries(store.list(&user("alice")).await.unwrap()),
+        vec![b.id]
+    );
+    let a = update(&store, &a, a.clone(), PrimaryChange::Set)
+        .await
+        .unwrap();
+    assert_eq!(
+        primaries(store.list(&user("alice")).await.unwrap()),
+        vec![a.id]
+    );
+    update(&store, &a, a.clone(), PrimaryChange::Clear)
+        .await
+        .unwrap();
+    assert!(primaries(store.list(&user("alice")).await.unwrap()).is_empty());
+    let b = store.get(&b.user_id, b.id).await.unwrap().unwrap().record;
+    let b = update(&store, &b, b.clone(), PrimaryChange::Set)
+        .await
+        .unwrap();
+    delete(&store, &b).await.unwrap();
+    assert!(primaries(store.list(&user("alice")).await.unwrap()).is_empty());
+}
+
+pub async fn links_are_indexed_replaced_and_removed(store: Store) {
+    let now = now_millis();
+    let r = create(&store, &record("alice", "a@example.com", false), false)
+        .await
+        .unwrap();
+    let mut with_link = r.clone();
+    with_link.verification = Some(link(1, now + 60_000));
+    let r = update(&store, &r, with_link, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    let d1 = Digest::from_bytes([1; 32]);
+    assert_eq!(
+        store.find_link(&d1).await.unwrap(),
+        Some((r.user_id.clone(), r.id))
+    );
+    let mut replaced = r.clone();
+    replaced.verification = Some(link(2, now + 60_000));
+    let r = update(&store, &r, replaced, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    assert_eq!(store.find_link(&d1).await.unwrap(), None);
+    assert_eq!(
+        store.redeem_link(&d1, now).await,
+        Err(RedeemError::Refused(LinkRefusal::NotFound))
+    );
+    let d2 = Digest::from_bytes([2; 32]);
+    delete(&store, &r).await.unwrap();
+    assert_eq!(store.find_link(&d2).await.unwrap(), None);
+    assert_eq!(
+        store.redeem_link(&d2, now).await,
+        Err(RedeemError::Refused(LinkRefusal::NotFound))
+    );
+}
+
+pub async fn redeeming_a_link_verifies_once_and_expiry_is_checked_on_read(store: Store) {
+    let now = now_millis();
+    let r = create(&store, &record("alice", "a@example.com", false), false)
+        .await
+        .unwrap();
+    let mut with_link = r.clone();
+    with_link.verification = Some(link(3, now + 60_000));
+    let r = update(&store, &r, with_link, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    let d = Digest::from_bytes([3; 32]);
+    // Expired by the clock even though no TTL process removed anything.
+    assert_eq!(
+        store.redeem_link(&d, now + 60_000).await,
+        Err(RedeemError::Refused(LinkRefusal::Expired))
+    );
+    store.redeem_link(&d, now).await.unwrap();
+    let got = store.get(&r.user_id, r.id).await.unwrap().unwrap().record;
+    assert!(got.is_verified);
+    assert!(got.verification.as_ref().unwrap().used);
+    assert_eq!(got.version, r.version + 1);
+    assert_eq!(
+        store.redeem_link(&d, now).await,
+        Err(RedeemError::Refused(LinkRefusal::AlreadyUsed))
+    );
+    assert_eq!(
+        store.redeem_link(&d, now + 60_000).await,
+        Err(RedeemError::Refused(LinkRefusal::Expired))
+    );
+    assert_eq!(
+        store.redeem_link(&Digest::from_bytes([9; 32]), now).await,
+        Err(RedeemError::Refused(LinkRefusal::NotFound))
+    );
+}
+
+pub async fn the_send_log_admits_up_to_the_cap_and_releases(store: Store) {
+    let now = now_millis();
+    let r = create(&store, &record("alice", "a@example.com", false), false)
+        .await
+        .unwrap();
+    let address = r.value.clone();
+    let mut current = r;
+    for i in 0..3 {
+        let admit = SendLogChange::Admit {
+            address: address.clone(),
+            at: now + i,
+            cap: 3,
+        };
+        let change = Change::Update {
+            before: current.clone(),
+            after: current.clone(),
+            primary: PrimaryChange::Keep,
+            was_primary: false,
+            send_log: Some(admit),
+        };
+        current = store.apply(change).await.unwrap().unwrap().record;
+    }
+    assert_eq!(
+        store.send_log(&address).await.unwrap(),
+        vec![now, now + 1, now + 2]
+    );
+    let admit = SendLogChange::Admit {
+        address: address.clone(),
+        at: now + 10,
+        cap: 3,
+    };
+    let change = Change::Update {
+        before: current.clone(),
+        after: current.clone(),
+        primary: PrimaryChange::Keep,
+        was_primary: false,
+        send_log: Some(admit),
+    };
+    match store.apply(change).await {
+        Err(WriteError::DailyCap(wait)) => assert!((86_390..=86_400).contains(&wait), "{wait}"),
+        other => panic!("expected the daily cap, got {other:?}"),
+    }
+    // Refused: nothing written, not even the channel's version.
+    assert_eq!(
+        store
+            .get(&current.user_id, current.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .version,
+        current.version
+    );
+    let release = SendLogChange::Release {
+        address: address.clone(),
+        at: now + 1,
+    };
+    let change = Change::Update {
+        before: current.clone(),
+        after: current.clone(),
+        primary: PrimaryChange::Keep,
+        was_primary: false,
+        send_log: Some(release),
+    };
+    current = store.apply(change).await.unwrap().unwrap().record;
+    assert_eq!(store.send_log(&address).await.unwrap(), vec![now, now + 2]);
+    // A full log whose entries are a day old admits again, pruned.
+    let later = now + DAY_MILLIS + 5;
+    for at in [now + 3, later] {
+        let admit = SendLogChange::Admit {
+            address: address.clone(),
+            at,
+            cap: 3,
+        };
+        let change = Change::Update {
+            before: current.clone(),
+            after: current.clone(),
+            primary: PrimaryChange::Keep,
+            was_primary: false,
+            send_log: Some(admit),
+        };
+        current = store.apply(change).await.unwrap().unwrap().record;
+    }
+    assert_eq!(store.send_log(&address).await.unwrap(), vec![later]);
+}
+
+pub async fn racing_creates_of_one_auth_value_admit_exactly_one(store: Store) {
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                create(
+                    &store,
+                    &record(&format!("u{i}"), "race@example.com", true),
+                    false,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WriteError::AuthTaken | WriteError::Stale) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+pub async fn racing_primary_switches_leave_one_primary(store: Store) {
+    let mut records = Vec::new();
+    for i in 0..3 {
+        records.push(
+            create(
+                &store,
+                &record("alice", &format!("p{i}@example.com"), false),
+                false,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let tasks: Vec<_> = records
+        .into_iter()
+        .map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let change = Change::Update {
+                    before: r.clone(),
+                    after: r,
+                    primary: PrimaryChange::Set,
+                    was_primary: false,
+                    send_log: None,
+                };
+                store.apply(change).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let list = store.list(&user("alice")).await.unwrap();
+    assert_eq!(list.iter().filter(|c| c.is_primary).count(), 1);
+}
+
+pub async fn racing_writes_against_one_version_let_exactly_one_through(store: Store) {
+    // The attempt counter relies on this: every guess is a write conditioned on the version
+    // it was checked against.
+    let r = create(&store, &record("alice", "a@example.com", false), false)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (store, r) = (store.clone(), r.clone());
+            tokio::spawn(async move {
+                let mut after = r.clone();
+                after.verification = Some(Verification {
+                    attempts: 1,
+                    ..link(4, now_millis() + 60_000)
+                });
+                let change = Change::Update {
+                    before: r,
+                    after,
+                    primary: PrimaryChange::Keep,
+                    was_primary: false,
+                    send_log: None,
+                };
+                store.apply(change).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WriteError::Stale) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+/// Runs the whole suite: `$name` is a module name, `$make` an async expression giving a fresh store.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            $crate::conformance_suite!(@tests $make;
+                created_channels_read_back_with_version_one,
+                one_value_per_user_and_one_auth_channel_per_value,
+                the_per_user_limit_holds,
+                a_stale_version_writes_nothing,
+                value_and_auth_claims_follow_updates_and_deletes,
+                one_primary_per_user,
+                links_are_indexed_replaced_and_removed,
+                redeeming_a_link_verifies_once_and_expiry_is_checked_on_read,
+                the_send_log_admits_up_to_the_cap_and_releases,
+                racing_creates_of_one_auth_value_admit_exactly_one,
+                racing_primary_switches_leave_one_primary,
+                racing_writes_against_one_version_let_exactly_one_through
+            );
+        }
+    };
+    (@tests $make:expr; $($test:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                let store = $make.await;
+                $crate::conformance::$test(store).await;
+            }
+        )*
+    };
+}
