@@ -228,6 +228,24 @@ impl Tx {
     }
 }
 
+/// Adds a condition, its attribute names and values to a Put, Delete or Update builder
+/// (three types with the same methods).
+macro_rules! with_condition {
+    ($builder:expr, $condition:expr, $names:expr, $values:expr) => {{
+        let mut b = $builder;
+        if let Some(c) = $condition {
+            b = b.condition_expression(c);
+        }
+        for (k, v) in $names {
+            b = b.expression_attribute_names(*k, *v);
+        }
+        if !$values.is_empty() {
+            b = b.set_expression_attribute_values(Some($values));
+        }
+        b
+    }};
+}
+
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -305,19 +323,11 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Item,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut b = Put::builder()
+        let b = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(c) = condition {
-            b = b.condition_expression(c);
-        }
-        for (k, v) in names {
-            b = b.expression_attribute_names(*k, *v);
-        }
-        if !values.is_empty() {
-            b = b.set_expression_attribute_values(Some(values));
-        }
+        let b = with_condition!(b, condition, names, values);
         Ok(TransactWriteItem::builder()
             .put(b.build().map_err(failed)?)
             .build())
@@ -330,16 +340,8 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Item,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut b = Delete::builder().table_name(&self.table).set_key(Some(key));
-        if let Some(c) = condition {
-            b = b.condition_expression(c);
-        }
-        for (k, v) in names {
-            b = b.expression_attribute_names(*k, *v);
-        }
-        if !values.is_empty() {
-            b = b.set_expression_attribute_values(Some(values));
-        }
+        let b = Delete::builder().table_name(&self.table).set_key(Some(key));
+        let b = with_condition!(b, condition, names, values);
         Ok(TransactWriteItem::builder()
             .delete(b.build().map_err(failed)?)
             .build())
@@ -353,20 +355,12 @@ impl DynamoStore {
         names: &[(&str, &str)],
         values: Item,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut b = Update::builder()
+        let b = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
             .update_expression(expression)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(c) = condition {
-            b = b.condition_expression(c);
-        }
-        for (k, v) in names {
-            b = b.expression_attribute_names(*k, *v);
-        }
-        if !values.is_empty() {
-            b = b.set_expression_attribute_values(Some(values));
-        }
+        let b = with_condition!(b, condition, names, values);
         Ok(TransactWriteItem::builder()
             .update(b.build().map_err(failed)?)
             .build())
