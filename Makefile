@@ -5,8 +5,21 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 MOTO_VERSION := 5.2.5
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run token table check test test-rust test-aws build-debug venv
+FUNCTIONS := create list patch delete send-verification attempt
+# SAM logical ids → binary names, for `BuildMethod: makefile`.
+BIN_CreateFunction := cc-create
+BIN_ListFunction := cc-list
+BIN_PatchFunction := cc-patch
+BIN_DeleteFunction := cc-delete
+BIN_SendVerificationFunction := cc-send-verification
+BIN_AttemptFunction := cc-attempt
+# `sam build` builds with PROFILE=release; the SAM test reuses the debug build (PROFILE=dev).
+PROFILE ?= release
+PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+
+.PHONY: help run token table check test test-rust test-aws test-sam build-debug venv build functions sam-build
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +45,30 @@ $(VENV)/.moto-$(MOTO_VERSION):
 
 venv: $(VENV)/.moto-$(MOTO_VERSION)
 
+# SAM CLI (and with it cfn-lint) in the same venv, for `sam validate --lint` and `sam build`.
+$(VENV)/.sam: $(VENV)/.moto-$(MOTO_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.140"
+	touch $@
+
+functions: ## One cargo build of all six function binaries (PROFILE=release by default)
+	$(CARGO) build --profile $(PROFILE) $(addprefix -p cc-,$(FUNCTIONS))
+
+build: functions ## Release binaries and one deployable zip per function under dist/
+	rm -rf dist && mkdir -p dist
+	for f in $(FUNCTIONS); do \
+	  mkdir -p dist/$$f && cp target/$(PROFILE_DIR)/cc-$$f dist/$$f/bootstrap && \
+	  (cd dist/$$f && $(PYTHON) -m zipfile -c ../$$f.zip bootstrap); \
+	done
+	ls -l dist/*.zip
+
+# Called by `sam build` (BuildMethod: makefile), once per function, in the source tree.
+build-%: functions
+	cp target/$(PROFILE_DIR)/$(BIN_$*) $(ARTIFACTS_DIR)/bootstrap
+
+sam-build: $(VENV)/.sam ## Validate (with cfn-lint) and build the SAM stack
+	$(VENV)/bin/sam validate --lint
+	$(VENV)/bin/sam build
+
 build-debug:
 	$(CARGO) build --workspace --bins
 
@@ -42,4 +79,10 @@ test-rust: venv build-debug
 test-aws: venv build-debug
 	TEST_BACKEND=aws $(CARGO) test -p cc-tests --test api_crud --test api_verification
 
-test: check test-rust test-aws ## Everything: lints, unit, conformance, handler and black-box tests
+# The template linted and built by SAM (on the debug binaries), then the artifacts checked.
+test-sam: $(VENV)/.sam build-debug
+	$(VENV)/bin/sam validate --lint
+	PROFILE=dev $(VENV)/bin/sam build
+	$(CARGO) test -p cc-tests --test sam_stack -- --include-ignored
+
+test: check test-rust test-aws test-sam ## Everything: lints, unit, conformance, handler, SAM and black-box tests

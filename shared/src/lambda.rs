@@ -61,21 +61,45 @@ pub async fn handle(app: &App, request: lambda_http::Request) -> http::Response<
     http::Response::from_parts(parts, body)
 }
 
+/// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so
+/// the invoker sees the reason instead of a bare exit. The Runtime API address is the
+/// platform's own variable, read here exactly as the runtime crate reads it.
+async fn init_failed(kind: &str, message: String) -> lambda_http::Error {
+    tracing::error!("{message}");
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
+        let url = format!("http://{api}/2018-06-01/runtime/init/error");
+        let body =
+            serde_json::json!({ "errorType": kind, "errorMessage": message, "stackTrace": [] });
+        let sent = reqwest::Client::new()
+            .post(url)
+            .header("Lambda-Runtime-Function-Error-Type", kind)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        if let Err(e) = sent {
+            tracing::error!(error = %e, "could not report the init error to the Runtime API");
+        }
+    }
+    message.into()
+}
+
 /// Cold start: config, backends, then the runtime loop. A configuration problem ends the
 /// process with one log line naming every missing or malformed variable.
 pub async fn run(function: Function) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(false);
-    let config = Config::from_env(Profile::Lambda {
+    let config = match Config::from_env(Profile::Lambda {
         sends_mail: function.sends_mail(),
-    })
-    .inspect_err(|e| {
-        tracing::error!("{e}");
-    })?;
-    let backends = crate::backends::build(&config, false)
-        .await
-        .inspect_err(|e| {
-            tracing::error!("start-up failed: {e}");
-        })?;
+    }) {
+        Ok(config) => config,
+        Err(e) => return Err(init_failed("Runtime.ConfigError", e.to_string()).await),
+    };
+    let backends = match crate::backends::build(&config, false).await {
+        Ok(backends) => backends,
+        Err(e) => {
+            return Err(init_failed("Runtime.InitError", format!("start-up failed: {e}")).await);
+        }
+    };
     let app = Arc::new(App::new(
         config,
         backends.store,

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 pub mod conformance;
 pub mod moto;
+pub mod runtime;
 
 /// What the local server is wired to: its embedded store and outbox, or DynamoDB and SES
 /// (on moto). `TEST_BACKEND=aws` runs the black-box suites against the latter.
@@ -60,7 +61,7 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Collects a child's output stream line by line in a background thread.
-fn capture(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+pub fn capture_stream(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let mut buf = into.lock().unwrap();
@@ -136,8 +137,8 @@ impl LocalServer {
         let mut child = cmd.spawn().expect("spawn local server");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        capture(child.stdout.take().expect("stdout"), stdout.clone());
-        capture(child.stderr.take().expect("stderr"), stderr.clone());
+        capture_stream(child.stdout.take().expect("stdout"), stdout.clone());
+        capture_stream(child.stderr.take().expect("stderr"), stderr.clone());
         let mut base = None;
         for _ in 0..500 {
             if let Some(line) = stdout
