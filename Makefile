@@ -19,7 +19,7 @@ BIN_AttemptFunction := cc-attempt
 PROFILE ?= release
 PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
-.PHONY: help run token table check test test-rust test-aws test-sam build-debug venv build functions sam-build
+.PHONY: help run token table check test test-rust test-aws test-sam build-debug venv build functions sam-build bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,7 +82,12 @@ test-aws: venv build-debug
 # The template linted and built by SAM (on the debug binaries), then the artifacts checked.
 test-sam: $(VENV)/.sam build-debug
 	$(VENV)/bin/sam validate --lint
+	$(VENV)/bin/cfn-lint template.yaml
 	PROFILE=dev $(VENV)/bin/sam build
 	$(CARGO) test -p cc-tests --test sam_stack -- --include-ignored
+
+bench: ## Latency, memory and cold start, optimized build (profile perf); loopback only
+	$(CARGO) build --profile perf -p cc-local -p cc-list
+	$(CARGO) bench --profile perf -p cc-tests --bench api
 
 test: check test-rust test-aws test-sam ## Everything: lints, unit, conformance, handler, SAM and black-box tests

@@ -655,7 +655,31 @@ async fn the_mailbox_page_lists_mail_with_clickable_links() {
         .send(Method::POST, "/_dev/mailbox.json", &As::Nobody, None)
         .await;
     reply.assert_error(405, "METHOD_NOT_ALLOWED");
+    // A link to the dev verification page verifies when a person clicks it.
+    let body = json!({ "callback_url": format!("{}/_dev/verify", api.base) });
+    let other = api.create_ok("alice", "second@example.com", false).await;
+    api.send_verification(&As::Server, "alice", &other, body)
+        .await
+        .assert_ok(200);
+    let mail = api.last_mail_to("second@example.com").await;
+    let url = first_url(mail["text"].as_str().unwrap()).unwrap();
+    let page = api.http.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("is verified"));
+    assert_eq!(
+        api.read(&As::Server, "alice", &other).await.body["is_verified"],
+        true
+    );
+    let again = api.http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(
+        again
+            .text()
+            .await
+            .unwrap()
+            .contains("VERIFICATION_CODE_ALREADY_USED")
+    );
     // The mailbox survives a restart.
     let server = _server.restart().await;
-    assert_eq!(server.api().mailbox().await.len(), 1);
+    assert_eq!(server.api().mailbox().await.len(), 2);
 }

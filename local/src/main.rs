@@ -2,6 +2,7 @@
 //! the local-only mailbox routes (API.md §7). `token USER` mints a dev client token;
 //! `create-table` creates `TABLE_NAME` on the configured DynamoDB endpoint.
 
+mod dev_verify;
 mod mailbox;
 mod server;
 

@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-use crate::mailbox;
+use crate::{dev_verify, mailbox};
 
 /// Mints an HS256 client token for `user` with the configured (or dev) secret.
 pub fn mint_token(config: &Config, user: &str, ttl_seconds: u64) -> Result<String, String> {
@@ -72,6 +72,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     println!("  server key:  {server_key_hint}");
     println!("  client JWT:  make token USER=alice   ->  Authorization: Bearer <token>");
     println!("  mailbox:     http://{addr}/_dev/mailbox");
+    println!("  links:       callback_url http://{addr}/_dev/verify verifies in the browser");
     let state = Arc::new(State {
         app: App::new(config, backends.store, backends.mailer, Route::ALL),
         outbox: backends.outbox,
@@ -111,7 +112,9 @@ async fn respond(state: &State, request: http::Request<Incoming>) -> http::Respo
     let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let request = http::Request::from_parts(parts, collected.to_bytes());
-            if request.uri().path().starts_with("/_dev/") {
+            if request.uri().path() == "/_dev/verify" {
+                dev_verify::respond(&state.app, &request).await
+            } else if request.uri().path().starts_with("/_dev/") {
                 mailbox::respond(state.outbox.as_ref(), &request).await
             } else {
                 state.app.handle(request).await

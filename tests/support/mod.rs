@@ -187,6 +187,11 @@ impl LocalServer {
         LocalServer::start_in(tmp, env, self.backend, self.mail.clone()).await
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.child.id())
+    }
+
     /// Everything the server wrote to standard error: its log.
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
