@@ -83,6 +83,34 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
+/// Runs an optimistic read-check-write step until it stops losing races: the step answers
+/// `Ok(None)` when its write was stale, and is then run again (reading afresh) after a
+/// jittered wait, at most `MAX_RETRIES` times.
+async fn retrying<T, Fut>(mut step: impl FnMut() -> Fut) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<Option<T>, ApiError>>,
+{
+    for attempt in 0..MAX_RETRIES {
+        if let Some(done) = step().await? {
+            return Ok(done);
+        }
+        backoff(attempt).await;
+    }
+    Err(WriteError::Stale.into())
+}
+
+/// A write's result as `retrying` steps use it: the channel written, or `None` if stale.
+fn settled(
+    result: Result<Option<StoredChannel>, WriteError>,
+) -> Result<Option<StoredChannel>, ApiError> {
+    match result {
+        Ok(Some(stored)) => Ok(Some(stored)),
+        Ok(None) => Err(ApiError::Internal),
+        Err(WriteError::Stale) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn resolve(caller: &Caller, user: UserRef, action: Action) -> Result<UserId, ApiError> {
     match (caller, user) {
         (Caller::Server, UserRef::Me) => Err(ApiError::CannotGetOwnUserWithoutUser),
@@ -257,7 +285,8 @@ impl App {
             last_sent_at_millis: None,
             version: 0,
         };
-        for attempt in 0..MAX_RETRIES {
+        let record = &record;
+        retrying(|| async move {
             let change = Change::Create {
                 record: record.clone(),
                 make_primary: is_primary,
@@ -265,14 +294,10 @@ impl App {
             };
             // A create conditions on claims only; it is stale only when it collided with a
             // concurrent transaction on the same items, and then trying again is right.
-            match self.store.apply(change).await {
-                Ok(Some(stored)) => return Ok(self.ok(StatusCode::CREATED, &stored)),
-                Ok(None) => return Err(ApiError::Internal),
-                Err(WriteError::Stale) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(WriteError::Stale.into())
+            let stored = settled(self.store.apply(change).await)?;
+            Ok(stored.map(|s| self.ok(StatusCode::CREATED, &s)))
+        })
+        .await
     }
 
     async fn list(&self, caller: &Caller, query: Option<&str>) -> Result<Response, ApiError> {
@@ -343,8 +368,9 @@ impl App {
         if is_verified.is_some() && *caller != Caller::Server {
             return Err(ApiError::ServerOnlyField);
         }
-        for attempt in 0..MAX_RETRIES {
-            let current = self.find(&user, channel).await?;
+        let (user, value) = (&user, &value);
+        retrying(|| async move {
+            let current = self.find(user, channel).await?;
             let before = current.record.clone();
             let mut after = before.clone();
             if let Some(value) = value.as_ref().filter(|v| **v != before.value) {
@@ -375,7 +401,7 @@ impl App {
                 _ => PrimaryChange::Keep,
             };
             if after == before && primary == PrimaryChange::Keep {
-                return Ok(self.ok(StatusCode::OK, &current));
+                return Ok(Some(self.ok(StatusCode::OK, &current)));
             }
             let change = Change::Update {
                 before,
@@ -384,14 +410,10 @@ impl App {
                 was_primary: current.is_primary,
                 send_log: None,
             };
-            match self.store.apply(change).await {
-                Ok(Some(stored)) => return Ok(self.ok(StatusCode::OK, &stored)),
-                Ok(None) => return Err(ApiError::Internal),
-                Err(WriteError::Stale) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(WriteError::Stale.into())
+            let stored = settled(self.store.apply(change).await)?;
+            Ok(stored.map(|s| self.ok(StatusCode::OK, &s)))
+        })
+        .await
     }
 
     async fn delete(
@@ -403,23 +425,23 @@ impl App {
     ) -> Result<Response, ApiError> {
         let user = parse_user(user, "user_id")?;
         Fields::parse(body, &[])?;
-        let user = resolve(caller, user, Action::Delete)?;
-        for attempt in 0..MAX_RETRIES {
-            let current = self.find(&user, channel).await?;
-            match self
-                .store
-                .apply(Change::Delete {
-                    before: current.record,
-                    was_primary: current.is_primary,
-                })
-                .await
-            {
-                Ok(_) => return Ok(json_response(StatusCode::OK, &json!({ "success": true }))),
-                Err(WriteError::Stale) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+        let user = &resolve(caller, user, Action::Delete)?;
+        retrying(|| async move {
+            let current = self.find(user, channel).await?;
+            let change = Change::Delete {
+                before: current.record,
+                was_primary: current.is_primary,
+            };
+            match self.store.apply(change).await {
+                Ok(_) => Ok(Some(json_response(
+                    StatusCode::OK,
+                    &json!({ "success": true }),
+                ))),
+                Err(WriteError::Stale) => Ok(None),
+                Err(e) => Err(e.into()),
             }
-        }
-        Err(WriteError::Stale.into())
+        })
+        .await
     }
 
     async fn send(
@@ -452,15 +474,14 @@ impl App {
             ));
         }
         let user = resolve(caller, user, Action::Verify)?;
-        let limits = self.limits().clone();
-
-        for attempt in 0..MAX_RETRIES {
-            let current = self.find(&user, channel).await?;
+        let (limits, user, callback_check) = (self.limits(), &user, &callback_check);
+        let step = retrying(|| async move {
+            let current = self.find(user, channel).await?;
             let before = current.record.clone();
             if before.is_verified {
                 return Err(ApiError::EmailAlreadyVerified);
             }
-            let callback = match &callback_check {
+            let callback = match callback_check {
                 Some(Ok(url)) => Some(url),
                 Some(Err(_)) => return Err(ApiError::RedirectUrlNotWhitelisted),
                 None => None,
@@ -532,42 +553,31 @@ impl App {
             };
             // The new code is stored before the mail goes out, so that a send needs no third
             // write on success; if the mail service refuses, the previous state is put back.
-            let sent = match self.store.apply(change).await {
-                Ok(Some(stored)) => stored.record,
-                Ok(None) => return Err(ApiError::Internal),
-                Err(WriteError::Stale) => {
-                    backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Err(e) = self.mailer.send(&mail).await {
-                tracing::warn!(error = %e, "verification mail refused by the mail service");
-                self.roll_back_send(&before, &sent, now).await;
-                return Err(ApiError::EmailDeliveryFailed);
-            }
-            let body = json!({ "success": true, "strategy": strategy.as_str(), "expires_at_millis": expires_at_millis });
-            return Ok(json_response(StatusCode::OK, &body));
+            let stored = settled(self.store.apply(change).await)?;
+            Ok(stored.map(|s| (before, s.record, mail, now, expires_at_millis)))
+        });
+        let (before, sent, mail, now, expires_at_millis) = step.await?;
+        if let Err(e) = self.mailer.send(&mail).await {
+            tracing::warn!(error = %e, "verification mail refused by the mail service");
+            self.roll_back_send(&before, &sent, now).await;
+            return Err(ApiError::EmailDeliveryFailed);
         }
-        Err(WriteError::Stale.into())
+        let body = json!({ "success": true, "strategy": strategy.as_str(), "expires_at_millis": expires_at_millis });
+        Ok(json_response(StatusCode::OK, &body))
     }
 
     /// Puts back the verification state from before a send whose mail was refused, and takes
     /// the send out of the cooldown and the daily cap. Leaves alone whatever a later request did.
     async fn roll_back_send(&self, previous: &ChannelRecord, sent: &ChannelRecord, at: i64) {
-        let ours = |r: &ChannelRecord| match (&r.verification, &sent.verification) {
+        let ours = &|r: &ChannelRecord| match (&r.verification, &sent.verification) {
             (Some(a), Some(b)) => a.digest.matches(&b.digest),
             _ => false,
         };
-        for attempt in 0..MAX_RETRIES {
-            let (current, was_primary) = match self.store.get(&sent.user_id, sent.id).await {
-                Ok(Some(c)) => (c.record, c.is_primary),
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not roll back a refused send");
-                    return;
-                }
+        let rolled_back = retrying(|| async move {
+            let Some(current) = self.store.get(&sent.user_id, sent.id).await? else {
+                return Ok(Some(()));
             };
+            let (current, was_primary) = (current.record, current.is_primary);
             let mut after = current.clone();
             if ours(&current) {
                 after.verification = if current.value == previous.value && !current.is_verified {
@@ -591,13 +601,14 @@ impl App {
                 send_log: Some(release),
             };
             match self.store.apply(change).await {
-                Ok(_) => return,
-                Err(WriteError::Stale) => backoff(attempt).await,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not roll back a refused send");
-                    return;
-                }
+                Ok(_) => Ok(Some(())),
+                Err(WriteError::Stale) => Ok(None),
+                Err(e) => Err(e.into()),
             }
+        })
+        .await;
+        if rolled_back.is_err() {
+            tracing::error!("could not roll back a refused send");
         }
     }
 
@@ -614,8 +625,9 @@ impl App {
             .ok_or_else(|| ApiError::schema("Field 'code' must be exactly six digits."))?;
         let user = resolve(caller, user, Action::Verify)?;
         let max = self.limits().max_code_attempts;
-        for attempt in 0..MAX_RETRIES {
-            let current = self.find(&user, channel).await?;
+        let (user, code) = (&user, &code);
+        retrying(|| async move {
+            let current = self.find(user, channel).await?;
             let before = current.record.clone();
             if before.is_verified {
                 return Err(ApiError::EmailAlreadyVerified);
@@ -633,7 +645,7 @@ impl App {
             if now_millis() >= v.expires_at_millis {
                 return Err(ApiError::VerificationCodeExpired);
             }
-            let right = v.digest.matches(&self.hasher.code(before.id, &code));
+            let right = v.digest.matches(&self.hasher.code(before.id, code));
             let mut after = before.clone();
             let outcome = if right {
                 after = model::redeemed(&before);
@@ -660,14 +672,12 @@ impl App {
                 was_primary: current.is_primary,
                 send_log: None,
             };
-            match self.store.apply(change).await {
-                Ok(Some(stored)) => return outcome.map(|()| self.ok(StatusCode::OK, &stored)),
-                Ok(None) => return Err(ApiError::Internal),
-                Err(WriteError::Stale) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+            match settled(self.store.apply(change).await)? {
+                Some(stored) => outcome.map(|()| Some(self.ok(StatusCode::OK, &stored))),
+                None => Ok(None),
             }
-        }
-        Err(WriteError::Stale.into())
+        })
+        .await
     }
 
     async fn verify_link(&self, body: &[u8], redeem: bool) -> Result<Response, ApiError> {

@@ -31,8 +31,13 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .operation_attempt_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(12))
         .build();
+    // Throttling and transient errors: the SDK's standard mode retries with exponential
+    // backoff and full jitter, at most this many attempts in all. (Transaction conflicts come
+    // back as cancellations and are retried by the handlers, also with jitter and a bound.)
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
+        .retry_config(retries)
         .load()
         .await
 }
