@@ -333,88 +333,62 @@ pub async fn redeeming_a_link_verifies_once_and_expiry_is_checked_on_read(store:
     );
 }
 
+/// Writes `current` unchanged together with a change to its address's send log.
+async fn log_send(
+    store: &Store,
+    current: &ChannelRecord,
+    log: SendLogChange,
+) -> Result<ChannelRecord, WriteError> {
+    let change = Change::Update {
+        before: current.clone(),
+        after: current.clone(),
+        primary: PrimaryChange::Keep,
+        was_primary: false,
+        send_log: Some(log),
+    };
+    Ok(store.apply(change).await?.unwrap().record)
+}
+
 pub async fn the_send_log_admits_up_to_the_cap_and_releases(store: Store) {
     let now = now_millis();
-    let r = create(&store, &record("alice", "a@example.com", false), false)
+    let mut current = create(&store, &record("alice", "a@example.com", false), false)
         .await
         .unwrap();
-    let address = r.value.clone();
-    let mut current = r;
+    let address = current.value.clone();
+    let admit = |at: i64| SendLogChange::Admit {
+        address: address.clone(),
+        at,
+        cap: 3,
+    };
     for i in 0..3 {
-        let admit = SendLogChange::Admit {
-            address: address.clone(),
-            at: now + i,
-            cap: 3,
-        };
-        let change = Change::Update {
-            before: current.clone(),
-            after: current.clone(),
-            primary: PrimaryChange::Keep,
-            was_primary: false,
-            send_log: Some(admit),
-        };
-        current = store.apply(change).await.unwrap().unwrap().record;
+        current = log_send(&store, &current, admit(now + i)).await.unwrap();
     }
     assert_eq!(
         store.send_log(&address).await.unwrap(),
         vec![now, now + 1, now + 2]
     );
-    let admit = SendLogChange::Admit {
-        address: address.clone(),
-        at: now + 10,
-        cap: 3,
-    };
-    let change = Change::Update {
-        before: current.clone(),
-        after: current.clone(),
-        primary: PrimaryChange::Keep,
-        was_primary: false,
-        send_log: Some(admit),
-    };
-    match store.apply(change).await {
+    match log_send(&store, &current, admit(now + 10)).await {
         Err(WriteError::DailyCap(wait)) => assert!((86_390..=86_400).contains(&wait), "{wait}"),
         other => panic!("expected the daily cap, got {other:?}"),
     }
     // Refused: nothing written, not even the channel's version.
-    assert_eq!(
-        store
-            .get(&current.user_id, current.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .record
-            .version,
-        current.version
-    );
+    let stored = store
+        .get(&current.user_id, current.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(stored.version, current.version);
     let release = SendLogChange::Release {
         address: address.clone(),
         at: now + 1,
     };
-    let change = Change::Update {
-        before: current.clone(),
-        after: current.clone(),
-        primary: PrimaryChange::Keep,
-        was_primary: false,
-        send_log: Some(release),
-    };
-    current = store.apply(change).await.unwrap().unwrap().record;
+    current = log_send(&store, &current, release).await.unwrap();
     assert_eq!(store.send_log(&address).await.unwrap(), vec![now, now + 2]);
     // A full log whose entries are a day old admits again, pruned.
     let later = now + DAY_MILLIS + 5;
     for at in [now + 3, later] {
-        let admit = SendLogChange::Admit {
-            address: address.clone(),
-            at,
-            cap: 3,
-        };
-        let change = Change::Update {
-            before: current.clone(),
-            after: current.clone(),
-            primary: PrimaryChange::Keep,
-            was_primary: false,
-            send_log: Some(admit),
-        };
-        current = store.apply(change).await.unwrap().unwrap().record;
+        current = log_send(&store, &current, admit(at)).await.unwrap();
     }
     assert_eq!(store.send_log(&address).await.unwrap(), vec![later]);
 }
