@@ -13,13 +13,13 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use bytes::Bytes;
+use cc_aws::dynamo::DynamoStore;
+use cc_ses::SesMailer;
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
 use contact_channels::App;
 use contact_channels::config::{Config, Profile};
-use contact_channels::dynamo::DynamoStore;
-use contact_channels::http_api::Route;
-use contact_channels::ses::SesMailer;
+use contact_channels::http::Route;
 use serde_json::{Value, json};
 
 /// Counts every request the SDK puts on the wire (retries included).
@@ -77,7 +77,7 @@ async fn harness() -> Harness {
     })
     .unwrap();
     Harness {
-        app: App::new(config, store, mailer, Route::ALL),
+        app: App::new(config, store, mailer, Route::ALL, None),
         dynamo,
         ses_sender: sender,
     }

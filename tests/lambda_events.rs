@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
+use cc_aws::lambda::{Function, handle};
+use cc_local::outbox::Outbox;
 use cc_tests::{link_token, six_digits};
 use contact_channels::App;
 use contact_channels::config::{Config, Profile};
-use contact_channels::lambda::{Function, handle};
-use contact_channels::outbox::Outbox;
 use serde_json::{Value, json};
 
 const PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000001";
@@ -49,7 +49,7 @@ fn setup() -> Functions {
             .map(|(_, v)| v.to_string())
     })
     .unwrap();
-    let store = Arc::new(contact_channels::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let store = Arc::new(cc_local::embedded::EmbeddedStore::open(dir.path()).unwrap());
     let outbox = Outbox::open(dir.path(), false).unwrap();
     Functions {
         _dir: dir,
@@ -77,6 +77,7 @@ impl Functions {
             self.store.clone(),
             Arc::new(self.outbox.clone()),
             function.routes(),
+            None,
         );
         let request =
             lambda_http::request::from_str(event_json).expect("a valid API Gateway v2 event");

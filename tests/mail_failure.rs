@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cc_local::embedded::EmbeddedStore;
 use cc_tests::six_digits;
 use contact_channels::App;
 use contact_channels::config::{Config, Profile};
-use contact_channels::embedded::EmbeddedStore;
-use contact_channels::http_api::Route;
+use contact_channels::http::Route;
 use contact_channels::mail::{Mail, MailError, Mailer};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -56,7 +56,7 @@ fn harness(vars: &'static [(&'static str, &'static str)]) -> Harness {
     .unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let mailer = Arc::new(FlakyMailer::default());
-    let app = App::new(config, store, mailer.clone(), Route::ALL);
+    let app = App::new(config, store, mailer.clone(), Route::ALL, None);
     Harness {
         app,
         mailer,

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use cc_aws::dynamo::DynamoStore;
+use cc_local::embedded::EmbeddedStore;
 use cc_tests::conformance_suite;
 use cc_tests::moto::moto;
-use contact_channels::dynamo::DynamoStore;
-use contact_channels::embedded::EmbeddedStore;
 use contact_channels::store::ChannelStore;
 
 async fn embedded() -> Arc<dyn ChannelStore> {

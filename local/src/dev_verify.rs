@@ -3,7 +3,7 @@
 //! (`http://127.0.0.1:3000/_dev/verify`). Local mode only.
 
 use bytes::Bytes;
-use contact_channels::http_api::query_param;
+use contact_channels::http::query_param;
 use contact_channels::mail::escape_html;
 use contact_channels::{ApiError, App};
 use http::Method;

@@ -1,11 +1,11 @@
 //! `/_dev/mailbox` (HTML) and `/_dev/mailbox.json`: the local outbox, newest first. Local
 //! mode only; these routes are not compiled into any Lambda function.
 
+use crate::outbox::{Delivered, Outbox};
 use bytes::Bytes;
 use contact_channels::ApiError;
-use contact_channels::http_api::json_response;
+use contact_channels::http::json_response;
 use contact_channels::mail::escape_html;
-use contact_channels::outbox::{Delivered, Outbox};
 use http::{Method, StatusCode};
 
 pub async fn respond(

@@ -2,12 +2,9 @@
 //! the local-only mailbox routes (API.md §7). `token USER` mints a dev client token;
 //! `create-table` creates `TABLE_NAME` on the configured DynamoDB endpoint.
 
-mod dev_verify;
-mod mailbox;
-mod server;
-
 use std::process::ExitCode;
 
+use cc_local::server;
 use contact_channels::config::{Config, Profile};
 
 fn usage() -> ExitCode {

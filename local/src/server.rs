@@ -4,11 +4,11 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::outbox::Outbox;
 use bytes::Bytes;
 use contact_channels::config::{Config, LOCAL_DEV_SERVER_KEY};
 use contact_channels::domain::{UserId, now_millis};
-use contact_channels::http_api::{MAX_BODY_BYTES, Route};
-use contact_channels::outbox::Outbox;
+use contact_channels::http::{MAX_BODY_BYTES, Route};
 use contact_channels::{ApiError, App};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -42,9 +42,9 @@ pub fn mint_token(config: &Config, user: &str, ttl_seconds: u64) -> Result<Strin
 /// Creates the configured table (for `STORE=dynamodb` against a local endpoint).
 pub async fn create_table(config: &Config) -> Result<String, String> {
     let table = config.table_name.clone().ok_or("TABLE_NAME is required")?;
-    let sdk = contact_channels::backends::aws_config().await;
+    let sdk = cc_aws::sdk::aws_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    contact_channels::dynamo::DynamoStore::create_table(&client, &table)
+    cc_aws::dynamo::DynamoStore::create_table(&client, &table)
         .await
         .map_err(|e| e.to_string())?;
     Ok(table)
@@ -57,7 +57,7 @@ struct State {
 
 pub async fn serve(config: Config) -> Result<(), String> {
     contact_channels::telemetry::init(true);
-    let backends = contact_channels::backends::build(&config, true).await?;
+    let backends = crate::backends::build(&config, true).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", config.port))?;
@@ -73,8 +73,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
     println!("  client JWT:  make token USER=alice   ->  Authorization: Bearer <token>");
     println!("  mailbox:     http://{addr}/_dev/mailbox");
     println!("  links:       callback_url http://{addr}/_dev/verify verifies in the browser");
+    let key_set = config.jwt.jwks_url.clone().map(|url| {
+        Arc::new(cc_aws::jwks::HttpKeySet::new(url))
+            as Arc<dyn contact_channels::auth::KeySetSource>
+    });
     let state = Arc::new(State {
-        app: App::new(config, backends.store, backends.mailer, Route::ALL),
+        app: App::new(config, backends.store, backends.mailer, Route::ALL, key_set),
         outbox: backends.outbox,
     });
     loop {

@@ -6,27 +6,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::callback::OriginPattern;
-
-/// A secret value that cannot be printed by accident.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Secret(bytes.into())
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+use crate::domain::callback::OriginPattern;
+pub use crate::domain::secret::Secret;
 
 /// Where a process runs decides which variables are required and which defaults apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The one error type of the API and its one mapping to the contract's JSON error body
 //! (`{"code", "error", "details"}` plus the `x-known-error` header, API.md §1).
 
-use http::{HeaderValue, StatusCode};
+use ::http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
 /// The verb a client was refused for, used in the 403 sentence.
@@ -176,21 +176,21 @@ impl ApiError {
     }
 
     /// The single place an error becomes an HTTP response.
-    pub fn into_response(self) -> http::Response<bytes::Bytes> {
+    pub fn into_response(self) -> ::http::Response<bytes::Bytes> {
         let mut body = json!({ "code": self.code(), "error": self.to_string() });
         if let (Some(details), Some(map)) = (self.details(), body.as_object_mut()) {
             map.insert("details".into(), details);
         }
-        let mut response = crate::http_api::json_response(self.status(), &body);
+        let mut response = crate::http::json_response(self.status(), &body);
         let headers = response.headers_mut();
         headers.insert("x-known-error", HeaderValue::from_static(self.code()));
         match &self {
             ApiError::RateLimited(seconds) => {
-                headers.insert(http::header::RETRY_AFTER, HeaderValue::from(*seconds));
+                headers.insert(::http::header::RETRY_AFTER, HeaderValue::from(*seconds));
             }
             ApiError::MethodNotAllowed(methods) => {
                 if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
-                    headers.insert(http::header::ALLOW, allow);
+                    headers.insert(::http::header::ALLOW, allow);
                 }
             }
             _ => {}

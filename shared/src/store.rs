@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 
+use crate::domain::channel::{ChannelRecord, Digest, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId};
-use crate::model::{ChannelRecord, Digest, LinkRefusal, StoredChannel};
+use crate::rules::verification::LinkRefusal;
 
 /// The store itself failed (I/O, network, corrupt data): a 500 for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,8 +105,8 @@ pub trait ChannelStore: Send + Sync {
     /// The channel whose outstanding or used link has this digest, if any.
     async fn find_link(&self, digest: &Digest) -> Result<Option<(UserId, ChannelId)>, StoreError>;
 
-    /// Checks the link with `model::check_link` and, if it passes, marks the channel verified
-    /// by it (`model::redeemed`) in one atomic step.
+    /// Checks the link with `rules::verification::check_link` and, if it passes, marks the channel verified
+    /// by it (`rules::verification::redeemed`) in one atomic step.
     async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError>;
 
     /// Send times of the last 24 h for an address, oldest first (to answer `retry-after`).

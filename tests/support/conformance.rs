@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use contact_channels::domain::channel::{ChannelRecord, Digest, Verification};
 use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId, now_millis};
-use contact_channels::model::{ChannelRecord, DAY_MILLIS, Digest, LinkRefusal, Verification};
+use contact_channels::rules::send_limits::DAY_MILLIS;
+use contact_channels::rules::verification::LinkRefusal;
 use contact_channels::store::{
     Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, WriteError,
 };
@@ -235,7 +237,7 @@ pub async fn one_primary_per_user(store: Store) {
     let b = create(&store, &record("alice", "b@example.com", false), true)
         .await
         .unwrap();
-    let primaries = |list: Vec<contact_channels::model::StoredChannel>| {
+    let primaries = |list: Vec<contact_channels::domain::channel::StoredChannel>| {
         list.into_iter()
             .filter(|c| c.is_primary)
             .map(|c| c.record.id)

@@ -129,7 +129,7 @@ impl Moto {
     pub async fn new_table(&self) -> String {
         let name = format!("cc-test-{}", uuid_like());
         let client = aws_sdk_dynamodb::Client::new(&self.sdk_config().await);
-        contact_channels::dynamo::DynamoStore::create_table(&client, &name)
+        cc_aws::dynamo::DynamoStore::create_table(&client, &name)
             .await
             .expect("create table");
         name

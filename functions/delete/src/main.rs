@@ -1,8 +1,8 @@
-//! Lambda function `cc-delete`: all behaviour lives in the `contact-channels` crate.
+//! Lambda function `cc-delete`: builds its adapters once, then serves its routes.
 
-use contact_channels::lambda::{Function, run};
+use cc_aws::lambda::{Function, run};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run(Function::Delete).await
+    run(Function::Delete, None).await
 }

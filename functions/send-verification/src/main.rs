@@ -1,8 +1,20 @@
-//! Lambda function `cc-send-verification`: all behaviour lives in the `contact-channels` crate.
+//! Lambda function `cc-send-verification`: builds its adapters once, then serves its routes.
 
-use contact_channels::lambda::{Function, run};
+use std::sync::Arc;
+
+use cc_aws::lambda::{Function, run};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run(Function::SendVerification).await
+    run(
+        Function::SendVerification,
+        Some(|sdk, config| {
+            Arc::new(cc_ses::SesMailer::from_sdk_config(
+                sdk,
+                config.mail_from.clone().unwrap_or_default(),
+                config.ses_configuration_set.clone(),
+            ))
+        }),
+    )
+    .await
 }

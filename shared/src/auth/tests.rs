@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::config::{Secret, sha256_hex};
@@ -46,7 +45,7 @@ fn signed(alg: Algorithm, kid: &str, pem: &[u8], claims: &serde_json::Value) -> 
 fn bearer(token: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
-        http::header::AUTHORIZATION,
+        ::http::header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
     );
     h
@@ -57,47 +56,38 @@ fn hs_only() -> Authenticator {
         hs256_secret: Some(Secret::new(b"s3cret".to_vec())),
         ..Default::default()
     };
-    Authenticator::new(&jwt, vec![])
+    Authenticator::new(&jwt, vec![], None)
 }
 
-/// A JWKS endpoint on loopback that serves `body` (changeable) and counts its requests.
-struct JwksServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    body: Arc<std::sync::Mutex<String>>,
+/// A key set that serves `body` (changeable) and counts its fetches.
+struct FakeKeySet {
+    hits: AtomicUsize,
+    body: std::sync::Mutex<String>,
 }
 
-async fn jwks_server(initial: &str) -> JwksServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let body = Arc::new(std::sync::Mutex::new(initial.to_owned()));
-    let (h, b) = (hits.clone(), body.clone());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = socket.read(&mut buf).await;
-            h.fetch_add(1, Ordering::SeqCst);
-            let text = b.lock().unwrap().clone();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
-                text.len(),
-                text
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-    });
-    JwksServer { url, hits, body }
+#[async_trait]
+impl KeySetSource for FakeKeySet {
+    async fn fetch(&self) -> Result<Vec<u8>, String> {
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        Ok(self.body.lock().unwrap().clone().into_bytes())
+    }
 }
 
-fn jwks_auth(url: &str, iss: Option<&str>, aud: Option<&str>) -> Authenticator {
+fn jwks_server(initial: &str) -> Arc<FakeKeySet> {
+    Arc::new(FakeKeySet {
+        hits: AtomicUsize::new(0),
+        body: std::sync::Mutex::new(initial.to_owned()),
+    })
+}
+
+fn jwks_auth(source: &Arc<FakeKeySet>, iss: Option<&str>, aud: Option<&str>) -> Authenticator {
     let jwt = JwtConfig {
-        jwks_url: Some(url.into()),
+        jwks_url: Some("https://issuer.example/jwks.json".into()),
         issuer: iss.map(Into::into),
         audience: aud.map(Into::into),
         hs256_secret: None,
     };
-    Authenticator::new(&jwt, vec![])
+    Authenticator::new(&jwt, vec![], Some(source.clone()))
 }
 
 #[tokio::test]
@@ -165,7 +155,7 @@ async fn missing_credentials_and_other_schemes() {
         Err(ApiError::Unauthenticated)
     );
     let mut h = HeaderMap::new();
-    h.insert(http::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
+    h.insert(::http::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
     assert_eq!(
         hs_only().authenticate(&h).await,
         Err(ApiError::InvalidAccessToken)
@@ -178,7 +168,7 @@ async fn server_key_is_checked_against_every_configured_digest() {
         .iter()
         .map(|k| <[u8; 32]>::try_from(hex::decode(sha256_hex(k.as_bytes())).unwrap()).unwrap())
         .collect();
-    let auth = Authenticator::new(&JwtConfig::default(), digests);
+    let auth = Authenticator::new(&JwtConfig::default(), digests, None);
     for (key, expected) in [
         ("old-key", Ok(Caller::Server)),
         ("new-key", Ok(Caller::Server)),
@@ -193,8 +183,8 @@ async fn server_key_is_checked_against_every_configured_digest() {
 
 #[tokio::test]
 async fn rs256_and_es256_tokens_verify_against_the_jwks() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, Some("https://issuer.example"), Some("my-app"));
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, Some("https://issuer.example"), Some("my-app"));
     let mut c = claims("bob");
     c["iss"] = json!("https://issuer.example");
     c["aud"] = json!("my-app");
@@ -214,8 +204,8 @@ async fn rs256_and_es256_tokens_verify_against_the_jwks() {
 
 #[tokio::test]
 async fn wrong_issuer_or_audience_is_refused() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, Some("https://issuer.example"), Some("my-app"));
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, Some("https://issuer.example"), Some("my-app"));
     for (iss, aud) in [
         ("https://evil.example", "my-app"),
         ("https://issuer.example", "other"),
@@ -232,8 +222,8 @@ async fn wrong_issuer_or_audience_is_refused() {
 
 #[tokio::test]
 async fn hs256_token_is_refused_when_only_jwks_is_configured() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, None, None);
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, None, None);
     let r = auth
         .authenticate(&bearer(&hs256(&claims("bob"), b"s3cret")))
         .await;
@@ -247,8 +237,8 @@ async fn hs256_token_is_refused_when_only_jwks_is_configured() {
 
 #[tokio::test]
 async fn token_signed_with_a_key_not_in_the_jwks_is_refused() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, None, None);
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, None, None);
     // Right kid, wrong key.
     let r = auth
         .authenticate(&bearer(&signed(
@@ -263,8 +253,8 @@ async fn token_signed_with_a_key_not_in_the_jwks_is_refused() {
 
 #[tokio::test]
 async fn unknown_kid_refetches_the_jwks_at_most_once_a_minute() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, None, None);
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, None, None);
     let rotated = signed(Algorithm::RS256, "rsa-2", RSA_OTHER, &claims("bob"));
     assert_eq!(
         auth.authenticate(&bearer(&rotated)).await,
@@ -282,8 +272,8 @@ async fn unknown_kid_refetches_the_jwks_at_most_once_a_minute() {
 
 #[tokio::test]
 async fn unknown_kid_is_found_after_a_refetch_once_the_interval_passed() {
-    let server = jwks_server(JWKS).await;
-    let auth = jwks_auth(&server.url, None, None).with_refetch_interval(Duration::ZERO);
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, None, None).with_refetch_interval(Duration::ZERO);
     let known = signed(Algorithm::RS256, "rsa-1", RSA, &claims("bob"));
     assert!(auth.authenticate(&bearer(&known)).await.is_ok());
     *server.body.lock().unwrap() = JWKS_OTHER.to_owned();

@@ -1,5 +1,5 @@
-//! The stored shape of a channel and the pure rules over it: verification status, link
-//! redemption, the resend window. Stores apply these rules atomically; they never re-implement them.
+//! The stored shape of a channel: its record, its outstanding code or link (as a keyed hash
+//! only), and the verification status derived from them (API.md §3).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -142,96 +142,14 @@ impl StoredChannel {
     }
 }
 
-/// Why a link token was refused (API.md §5.7); not-found is one answer whatever the cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkRefusal {
-    NotFound,
-    Expired,
-    AlreadyUsed,
-}
-
-/// Decides whether `digest` is the live link of `channel` at `now`.
-pub fn check_link(
-    channel: Option<&ChannelRecord>,
-    digest: &Digest,
-    now: i64,
-) -> Result<(), LinkRefusal> {
-    let v = channel
-        .and_then(|c| c.verification.as_ref().map(|v| (c, v)))
-        .filter(|(_, v)| v.strategy == Strategy::EmailLink && v.digest.matches(digest));
-    let Some((channel, v)) = v else {
-        return Err(LinkRefusal::NotFound);
-    };
-    if v.used && !channel.is_verified {
-        return Err(LinkRefusal::NotFound);
-    }
-    if now >= v.expires_at_millis {
-        return Err(LinkRefusal::Expired);
-    }
-    if v.used {
-        return Err(LinkRefusal::AlreadyUsed);
-    }
-    Ok(())
-}
-
-/// The record after its live link verified it.
-pub fn redeemed(channel: &ChannelRecord) -> ChannelRecord {
-    let mut next = channel.clone();
-    next.is_verified = true;
-    if let Some(v) = next.verification.as_mut() {
-        v.used = true;
-    }
-    next
-}
-
-pub const DAY_MILLIS: i64 = 86_400_000;
-
-/// Whole seconds to wait, rounded up, for a wait in milliseconds.
-pub fn ceil_seconds(millis: i64) -> u64 {
-    u64::try_from(millis.max(0))
-        .unwrap_or(0)
-        .div_ceil(1000)
-        .max(1)
-}
-
-/// Admits one more send to an address whose log of send times is `log`, or says how long
-/// to wait. The log is kept to the sends of the last 24 h, oldest first.
-pub fn admit_send(log: &[i64], now: i64, cap: u32) -> Result<Vec<i64>, u64> {
-    let mut recent: Vec<i64> = log
-        .iter()
-        .copied()
-        .filter(|t| *t > now - DAY_MILLIS)
-        .collect();
-    recent.sort_unstable();
-    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
-    if recent.len() >= cap {
-        // The send that must leave the window before one more is allowed.
-        let blocking = recent[recent.len() - cap];
-        return Err(ceil_seconds(blocking + DAY_MILLIS - now));
-    }
-    recent.push(now);
-    Ok(recent)
-}
-
-/// Wait in whole seconds that the cap imposes on `log` now, if any.
-pub fn daily_wait(log: &[i64], now: i64, cap: u32) -> Option<u64> {
-    admit_send(log, now, cap).err()
-}
-
-/// Takes back one send at `at` (the mail service refused it).
-pub fn release_send(log: &[i64], at: i64) -> Vec<i64> {
-    let mut out = log.to_vec();
-    if let Some(pos) = out.iter().position(|t| *t == at) {
-        out.remove(pos);
-    }
-    out
-}
-
+/// Records for the unit tests of the rules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::domain::{ChannelId, EmailAddress, Strategy, UserId};
 
-    fn record(verification: Option<Verification>, is_verified: bool) -> ChannelRecord {
+    pub fn record(verification: Option<Verification>, is_verified: bool) -> ChannelRecord {
         ChannelRecord {
             id: ChannelId::new_random(),
             user_id: UserId::parse("u").unwrap(),
@@ -245,7 +163,7 @@ mod tests {
         }
     }
 
-    fn link(digest: u8, expires: i64, used: bool) -> Verification {
+    pub fn link(digest: u8, expires: i64, used: bool) -> Verification {
         Verification {
             strategy: Strategy::EmailLink,
             digest: Digest([digest; 32]),
@@ -254,6 +172,12 @@ mod tests {
             used,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_support::{link, record};
 
     #[test]
     fn status_failed_wins_over_expired() {
@@ -281,52 +205,5 @@ mod tests {
             record(None, true).status(0, 5),
             VerificationStatus::Verified
         );
-    }
-
-    #[test]
-    fn link_checks_follow_the_contract_order() {
-        let d = Digest([1; 32]);
-        assert_eq!(check_link(None, &d, 0), Err(LinkRefusal::NotFound));
-        let live = record(Some(link(1, 100, false)), false);
-        assert_eq!(check_link(Some(&live), &d, 99), Ok(()));
-        assert_eq!(check_link(Some(&live), &d, 100), Err(LinkRefusal::Expired));
-        assert_eq!(
-            check_link(Some(&live), &Digest([2; 32]), 0),
-            Err(LinkRefusal::NotFound)
-        );
-        let used = redeemed(&live);
-        assert_eq!(
-            check_link(Some(&used), &d, 50),
-            Err(LinkRefusal::AlreadyUsed)
-        );
-        assert_eq!(check_link(Some(&used), &d, 150), Err(LinkRefusal::Expired));
-        let mut code = live.clone();
-        if let Some(v) = code.verification.as_mut() {
-            v.strategy = Strategy::EmailCode;
-        }
-        assert_eq!(check_link(Some(&code), &d, 0), Err(LinkRefusal::NotFound));
-    }
-
-    #[test]
-    fn daily_cap_counts_a_sliding_24_hour_window() {
-        let now = 10 * DAY_MILLIS;
-        let mut log = Vec::new();
-        for i in 0..3 {
-            log = admit_send(&log, now + i, 3).unwrap();
-        }
-        assert_eq!(
-            admit_send(&log, now + 10, 3),
-            Err(ceil_seconds(DAY_MILLIS - 10))
-        );
-        // Once the first send is 24 h old, one more is allowed.
-        assert!(admit_send(&log, now + DAY_MILLIS, 3).is_ok());
-        assert_eq!(release_send(&log, now + 1), vec![now, now + 2]);
-    }
-
-    #[test]
-    fn waits_round_up_to_whole_seconds() {
-        assert_eq!(ceil_seconds(1), 1);
-        assert_eq!(ceil_seconds(1000), 1);
-        assert_eq!(ceil_seconds(1001), 2);
     }
 }

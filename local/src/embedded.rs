@@ -9,11 +9,11 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ChannelId, EmailAddress, UserId};
-use crate::model::{
-    self, ChannelRecord, Digest, StoredChannel, admit_send, check_link, redeemed, release_send,
-};
-use crate::store::{
+use contact_channels::domain::channel::{ChannelRecord, Digest, StoredChannel};
+use contact_channels::domain::{ChannelId, EmailAddress, UserId};
+use contact_channels::rules::send_limits::{admit_send, release_send};
+use contact_channels::rules::verification::{LinkRefusal, check_link, redeemed};
+use contact_channels::store::{
     Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, StoreError, WriteError,
 };
 
@@ -58,7 +58,7 @@ fn parse_channel_key(key: &str) -> Option<(UserId, ChannelId)> {
 fn link_digest(record: Option<&ChannelRecord>) -> Option<String> {
     record
         .and_then(|r| r.verification.as_ref())
-        .filter(|v| v.strategy == crate::domain::Strategy::EmailLink)
+        .filter(|v| v.strategy == contact_channels::domain::Strategy::EmailLink)
         .map(|v| v.digest.to_hex())
 }
 
@@ -408,7 +408,7 @@ impl ChannelStore for EmbeddedStore {
                 found.and_then(|v| parse_channel_key(v.value()))
             };
             let Some((user, id)) = target else {
-                return Err(RedeemError::Refused(model::LinkRefusal::NotFound));
+                return Err(RedeemError::Refused(LinkRefusal::NotFound));
             };
             let record = {
                 let channels = txn.open_table(CHANNELS).map_err(failed)?;
@@ -416,7 +416,7 @@ impl ChannelStore for EmbeddedStore {
             };
             check_link(record.as_ref(), &digest, now).map_err(RedeemError::Refused)?;
             let Some(before) = record else {
-                return Err(RedeemError::Refused(model::LinkRefusal::NotFound));
+                return Err(RedeemError::Refused(LinkRefusal::NotFound));
             };
             let after = redeemed(&before);
             let change = Change::Update {

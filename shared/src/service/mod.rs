@@ -4,24 +4,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ::http::{Method, StatusCode};
 use bytes::Bytes;
-use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::auth::{Authenticator, Caller};
-use crate::callback::{CallbackError, check_callback, link_with_code};
+use crate::auth::{Authenticator, Caller, KeySetSource};
 use crate::config::{Config, Limits};
+use crate::domain::callback::{CallbackError, check_callback, link_with_code};
+use crate::domain::channel::{ChannelRecord, StoredChannel, Verification};
+use crate::domain::secret::{Hasher, VerificationCode, generate_link_token};
 use crate::domain::{ChannelId, EmailAddress, Strategy, UserId, UserRef, now_millis};
 use crate::error::{Action, ApiError};
-use crate::http_api::{
-    self, Fields, MAX_BODY_BYTES, Route, decode_segment, json_response, query_param,
-};
+use crate::http::{Fields, MAX_BODY_BYTES, Route, decode_segment, json_response, query_param};
 use crate::mail::{MailKind, Mailer, compose};
-use crate::model::{
-    self, ChannelRecord, LinkRefusal, StoredChannel, Verification, ceil_seconds, check_link,
-    daily_wait,
-};
-use crate::secrets::{Hasher, VerificationCode, generate_link_token};
+use crate::rules::send_limits::{ceil_seconds, daily_wait};
+use crate::rules::verification::{self as model, LinkRefusal, check_link};
 use crate::store::{
     Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, StoreError, WriteError,
 };
@@ -29,7 +26,7 @@ use crate::store::{
 /// How often a write that lost a race re-reads and tries again before giving up with a 500.
 const MAX_RETRIES: u32 = 64;
 
-type Response = http::Response<Bytes>;
+type Response = ::http::Response<Bytes>;
 
 pub struct App {
     config: Config,
@@ -154,8 +151,9 @@ impl App {
         store: Arc<dyn ChannelStore>,
         mailer: Arc<dyn Mailer>,
         routes: &'static [Route],
+        key_set: Option<Arc<dyn KeySetSource>>,
     ) -> Self {
-        let auth = Authenticator::new(&config.jwt, config.server_key_digests.clone());
+        let auth = Authenticator::new(&config.jwt, config.server_key_digests.clone(), key_set);
         let hasher = Hasher::new(config.verification_secret.clone());
         App {
             config,
@@ -176,7 +174,7 @@ impl App {
     }
 
     /// Handles one request. Never fails: every error is a JSON response.
-    pub async fn handle(&self, request: http::Request<Bytes>) -> Response {
+    pub async fn handle(&self, request: ::http::Request<Bytes>) -> Response {
         let started = Instant::now();
         let method = request.method().clone();
         let (route, response) = match self.dispatch(&request).await {
@@ -195,13 +193,13 @@ impl App {
 
     async fn dispatch(
         &self,
-        request: &http::Request<Bytes>,
+        request: &::http::Request<Bytes>,
     ) -> Result<(Route, Response), (Option<Route>, ApiError)> {
         if request.body().len() > MAX_BODY_BYTES {
             return Err((None, ApiError::PayloadTooLarge));
         }
         let path = request.uri().path();
-        let matched = http_api::route(request.method(), path).map_err(|e| (None, e))?;
+        let matched = crate::http::route(request.method(), path).map_err(|e| (None, e))?;
         let route = matched.route;
         if !self.routes.contains(&route) {
             return Err((None, ApiError::RouteNotFound));
@@ -706,6 +704,9 @@ impl App {
 
     /// For the local server's own routes: is this method/path one of the API's?
     pub fn is_api_path(method: &Method, path: &str) -> bool {
-        !matches!(http_api::route(method, path), Err(ApiError::RouteNotFound))
+        !matches!(
+            crate::http::route(method, path),
+            Err(ApiError::RouteNotFound)
+        )
     }
 }

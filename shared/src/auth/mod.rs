@@ -2,9 +2,11 @@
 //! with a JWT (HS256 with a shared secret, or RS256/ES256 against a cached JWKS).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
+use ::http::HeaderMap;
+use async_trait::async_trait;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -50,9 +52,16 @@ struct JwksState {
     attempted_at: Option<Instant>,
 }
 
+/// Where the JSON Web Key Set comes from: an HTTPS fetch of `JWT_JWKS_URL` in production (the
+/// adapter crates), an in-memory set in tests. The authenticator caches what it returns.
+#[async_trait]
+pub trait KeySetSource: Send + Sync {
+    /// The JWKS document, as served. The error is for the log.
+    async fn fetch(&self) -> Result<Vec<u8>, String>;
+}
+
 struct Jwks {
-    url: String,
-    client: reqwest::Client,
+    source: Arc<dyn KeySetSource>,
     state: RwLock<JwksState>,
     refetch_interval: Duration,
     /// Makes concurrent requests with an unknown `kid` share one fetch.
@@ -105,15 +114,7 @@ impl Jwks {
     }
 
     async fn fetch(&self) -> Result<Vec<JwksKey>, String> {
-        let response = self
-            .client
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .error_for_status()
-            .map_err(|e| e.to_string())?;
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let body = self.source.fetch().await?;
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         Ok(set
             .keys
@@ -139,6 +140,7 @@ impl Jwks {
     }
 }
 
+/// Checks the credentials of a request: a server key or a client JWT.
 pub struct Authenticator {
     hs256: Option<DecodingKey>,
     jwks: Option<Jwks>,
@@ -148,13 +150,15 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(jwt: &JwtConfig, server_key_digests: Vec<[u8; 32]>) -> Self {
-        let jwks = jwt.jwks_url.as_ref().map(|url| Jwks {
-            url: url.clone(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
+    /// `key_set` serves RS256/ES256 keys (from `JWT_JWKS_URL`); without it only HS256 tokens
+    /// (with `JWT_HS256_SECRET`) and server keys are accepted.
+    pub fn new(
+        jwt: &JwtConfig,
+        server_key_digests: Vec<[u8; 32]>,
+        key_set: Option<Arc<dyn KeySetSource>>,
+    ) -> Self {
+        let jwks = key_set.map(|source| Jwks {
+            source,
             state: RwLock::new(JwksState::default()),
             refetch_interval: REFETCH_INTERVAL,
             fetching: Mutex::new(()),
@@ -179,12 +183,13 @@ impl Authenticator {
         self
     }
 
+    /// Who is calling, or the 401 to answer.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         // A server key, when present at all, decides: never a fall-back to the JWT.
         if let Some(key) = headers.get("x-server-key") {
             return self.check_server_key(key.as_bytes());
         }
-        let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
+        let Some(authorization) = headers.get(::http::header::AUTHORIZATION) else {
             return Err(ApiError::Unauthenticated);
         };
         let value = authorization

@@ -26,12 +26,11 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification, TransactGetItem, TransactWriteItem, Update,
 };
 
-use crate::domain::{ChannelId, EmailAddress, Strategy, UserId};
-use crate::model::{
-    ChannelRecord, DAY_MILLIS, Digest, LinkRefusal, StoredChannel, Verification, admit_send,
-    check_link, release_send,
-};
-use crate::store::{
+use contact_channels::domain::channel::{ChannelRecord, Digest, StoredChannel, Verification};
+use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId};
+use contact_channels::rules::send_limits::{DAY_MILLIS, admit_send, release_send};
+use contact_channels::rules::verification::{LinkRefusal, check_link};
+use contact_channels::store::{
     Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, StoreError, WriteError,
 };
 

@@ -3,6 +3,10 @@
 
 use std::fmt;
 
+pub mod callback;
+pub mod channel;
+pub mod secret;
+
 use serde::{Deserialize, Serialize};
 
 /// Why a value was refused; `Display` gives the sentence the API returns.

@@ -1,4 +1,5 @@
-//! The SES v2 mailer: `SendEmail` with simple content (subject, text, HTML) from `MAIL_FROM`,
+//! The SES v2 mailer (its own crate, so that only the function that sends mail links the SES
+//! client): `SendEmail` with simple content (subject, text, HTML) from `MAIL_FROM`,
 //! optionally through `SES_CONFIGURATION_SET`. Any refusal (unverified identity, sending paused,
 //! throttling after the SDK's retries, timeout) is a `MailError`, answered 502.
 
@@ -6,8 +7,9 @@ use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
-use crate::mail::{Mail, MailError, Mailer};
+use contact_channels::mail::{Mail, MailError, Mailer};
 
+/// Sends verification mail with SES v2 `SendEmail`.
 #[derive(Clone)]
 pub struct SesMailer {
     client: Client,
@@ -16,6 +18,16 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
+    /// A mailer with a client built from the process's shared SDK configuration.
+    pub fn from_sdk_config(
+        sdk: &aws_config::SdkConfig,
+        from: impl Into<String>,
+        configuration_set: Option<String>,
+    ) -> Self {
+        SesMailer::new(Client::new(sdk), from, configuration_set)
+    }
+
+    /// A mailer sending from `from` (an SES-verified identity) with `client`.
     pub fn new(client: Client, from: impl Into<String>, configuration_set: Option<String>) -> Self {
         SesMailer {
             client,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::mail::{Mail, MailError, Mailer};
+use contact_channels::mail::{Mail, MailError, Mailer};
 
 /// One delivered mail, as `/_dev/mailbox.json` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ impl Mailer for Outbox {
             subject: mail.subject.clone(),
             text: mail.text.clone(),
             html: mail.html.clone(),
-            sent_at_millis: crate::domain::now_millis(),
+            sent_at_millis: contact_channels::domain::now_millis(),
         };
         let line = serde_json::to_string(&delivered).map_err(|e| MailError(e.to_string()))?;
         let _guard = self.lock.lock().await;
@@ -101,7 +101,7 @@ impl Mailer for Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EmailAddress;
+    use contact_channels::domain::EmailAddress;
 
     fn mail(to: &str) -> Mail {
         Mail {

@@ -1,8 +1,8 @@
 //! HTTP plumbing shared by the Lambda adapter and the local server: routing (API.md §5),
 //! strict JSON bodies that name the offending field, query and path decoding, responses.
 
+use ::http::{Method, StatusCode};
 use bytes::Bytes;
-use http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -209,12 +209,12 @@ fn missing(name: &str) -> ApiError {
 }
 
 /// A JSON response with the contract's content type.
-pub fn json_response(status: StatusCode, body: &Value) -> http::Response<Bytes> {
-    let mut response = http::Response::new(Bytes::from(body.to_string()));
+pub fn json_response(status: StatusCode, body: &Value) -> ::http::Response<Bytes> {
+    let mut response = ::http::Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static("application/json"),
     );
     response
 }

@@ -5,9 +5,30 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
 use crate::domain::ChannelId;
-use crate::model::Digest;
+use crate::domain::channel::Digest;
+
+/// A secret value that cannot be printed by accident.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps the bytes of a secret.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Secret(bytes.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
 
 /// A 6-digit code as a user types it; the only way to get one is to parse six ASCII digits.
 #[derive(Clone, PartialEq, Eq)]

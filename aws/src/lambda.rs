@@ -1,15 +1,19 @@
-//! The Lambda adapter: API Gateway HTTP API (payload v2) events in, responses out. Each
-//! function binary calls `run` with its `Function`; everything else is shared.
+//! The Lambda entry point: configuration and adapters built once at cold start, then the shared
+//! HTTP layer handed to the runtime. Each function binary calls [`run`] with its [`Function`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use contact_channels::App;
+use contact_channels::auth::KeySetSource;
+use contact_channels::config::{Config, Profile};
+use contact_channels::http::Route;
+use contact_channels::mail::Mailer;
 use lambda_http::{Body, service_fn};
 
-use crate::app::App;
-use crate::config::{Config, Profile};
-use crate::http_api::Route;
+use crate::dynamo::DynamoStore;
+use crate::jwks::HttpKeySet;
 
 /// The six functions of the deployment and the routes each serves (API.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,28 +88,37 @@ async fn init_failed(kind: &str, message: String) -> lambda_http::Error {
     message.into()
 }
 
-/// Cold start: config, backends, then the runtime loop. A configuration problem ends the
+/// Builds the mailer of the one function that sends mail, from the shared SDK config.
+pub type MailerFactory = fn(&aws_config::SdkConfig, &Config) -> Arc<dyn Mailer>;
+
+/// Cold start: config, adapters, then the runtime loop. A configuration problem ends the
 /// process with one log line naming every missing or malformed variable.
-pub async fn run(function: Function) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init(false);
+pub async fn run(
+    function: Function,
+    mailer: Option<MailerFactory>,
+) -> Result<(), lambda_http::Error> {
+    contact_channels::telemetry::init(false);
     let config = match Config::from_env(Profile::Lambda {
         sends_mail: function.sends_mail(),
     }) {
         Ok(config) => config,
         Err(e) => return Err(init_failed("Runtime.ConfigError", e.to_string()).await),
     };
-    let backends = match crate::backends::build(&config, false).await {
-        Ok(backends) => backends,
-        Err(e) => {
-            return Err(init_failed("Runtime.InitError", format!("start-up failed: {e}")).await);
-        }
+    let sdk = crate::sdk::aws_config().await;
+    let Some(table) = config.table_name.clone() else {
+        return Err(init_failed("Runtime.ConfigError", "TABLE_NAME is required".into()).await);
     };
-    let app = Arc::new(App::new(
-        config,
-        backends.store,
-        backends.mailer,
-        function.routes(),
-    ));
+    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    let mailer = match mailer {
+        Some(make) => make(&sdk, &config),
+        None => Arc::new(contact_channels::mail::NoMailer),
+    };
+    let key_set = config
+        .jwt
+        .jwks_url
+        .clone()
+        .map(|url| Arc::new(HttpKeySet::new(url)) as Arc<dyn KeySetSource>);
+    let app = Arc::new(App::new(config, store, mailer, function.routes(), key_set));
     lambda_http::run(service_fn(move |request| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(handle(&app, request).await) }

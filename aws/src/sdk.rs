@@ -1,0 +1,27 @@
+//! The shared AWS SDK configuration, loaded once per process, so `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2` … work as the SDK
+//! documents, for every client built from it.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+
+/// SDK defaults plus timeouts, so a hung call becomes an error the caller sees (a 500, or a
+/// 502 for mail) instead of a Lambda timeout.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build();
+    // Throttling and transient errors: the SDK's standard mode retries with exponential
+    // backoff and full jitter, at most this many attempts in all. (Transaction conflicts come
+    // back as cancellations and are retried by the service, also with jitter and a bound.)
+    let retries = aws_config::retry::RetryConfig::standard().with_max_attempts(3);
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .load()
+        .await
+}

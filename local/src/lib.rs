@@ -1,0 +1,9 @@
+//! Local mode of contact-channels (`make run`): the embedded store, the outbox mailer, the dev
+//! server and its `/_dev` pages. Nothing here is linked into a Lambda function.
+
+pub mod backends;
+pub mod dev_verify;
+pub mod embedded;
+pub mod mailbox;
+pub mod outbox;
+pub mod server;
