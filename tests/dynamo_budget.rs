@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use bytes::Bytes;
 use cc_aws::dynamo::DynamoStore;
 use cc_ses::SesMailer;
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
-use contact_channels::App;
+use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
 use contact_channels::http::Route;
+use contact_channels::http::router;
 use serde_json::{Value, json};
 
 /// Counts every request the SDK puts on the wire (retries included).
@@ -43,7 +43,7 @@ impl Intercept for Counter {
 }
 
 struct Harness {
-    app: App,
+    app: axum::Router,
     dynamo: Counter,
     ses_sender: String,
 }
@@ -77,7 +77,10 @@ async fn harness() -> Harness {
     })
     .unwrap();
     Harness {
-        app: App::new(config, store, mailer, Route::ALL, None),
+        app: router(
+            Arc::new(Service::new(config, store).with_mailer(mailer)),
+            Route::ALL,
+        ),
         dynamo,
         ses_sender: sender,
     }
@@ -91,15 +94,13 @@ impl Harness {
             .method(method)
             .uri(path)
             .header("x-server-key", cc_tests::SERVER_KEY)
-            .body(Bytes::from(if body.is_null() {
+            .body(axum::body::Body::from(if body.is_null() {
                 String::new()
             } else {
                 body.to_string()
             }))
             .unwrap();
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        let body = serde_json::from_slice(response.body()).unwrap();
+        let (status, _, body) = cc_tests::router::call(&self.app, request).await;
         (status, body, self.dynamo.0.load(Ordering::SeqCst) - before)
     }
 

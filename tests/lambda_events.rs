@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
-use cc_aws::lambda::{Function, handle};
+use cc_aws::lambda::Function;
 use cc_local::outbox::Outbox;
 use cc_tests::{link_token, six_digits};
-use contact_channels::App;
+use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
+use contact_channels::http::router;
 use serde_json::{Value, json};
 
 const PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000001";
@@ -25,24 +26,19 @@ struct Functions {
 
 fn setup() -> Functions {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_string_lossy().into_owned();
     let vars = [
         ("VERIFICATION_SECRET", "0123456789abcdef0123456789abcdef"),
         ("MAIL_FROM", "no-reply@example.com"),
         ("SEND_COOLDOWN_SECONDS", "0"),
         // The handlers are under test here, with the embedded adapters; the binaries run
         // against DynamoDB and SES (moto) in the Runtime API tests.
-        ("STORE", "embedded"),
-        ("MAILER", "outbox"),
+        ("TABLE_NAME", "unused-the-store-is-embedded"),
         ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
     ];
     let digest = contact_channels::config::sha256_hex(cc_tests::SERVER_KEY.as_bytes());
     let config = Config::from_lookup(Profile::Lambda { sends_mail: true }, |name| {
         if name == "SERVER_KEY_SHA256" {
             return Some(digest.clone());
-        }
-        if name == "DATA_DIR" {
-            return Some(data.clone());
         }
         vars.iter()
             .find(|(k, _)| *k == name)
@@ -72,22 +68,12 @@ struct Answer {
 
 impl Functions {
     async fn invoke(&self, function: Function, event_json: &str) -> Answer {
-        let app = App::new(
-            self.config.clone(),
-            self.store.clone(),
-            Arc::new(self.outbox.clone()),
-            function.routes(),
-            None,
-        );
+        let service = Service::new(self.config.clone(), self.store.clone())
+            .with_mailer(Arc::new(self.outbox.clone()));
+        let router = router(Arc::new(service), function.routes());
         let request =
             lambda_http::request::from_str(event_json).expect("a valid API Gateway v2 event");
-        let response = handle(&app, request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = match response.body() {
-            lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
-            other => panic!("expected a text body, got {other:?}"),
-        };
+        let (status, headers, body) = cc_tests::router::call(&router, request).await;
         assert_eq!(headers.get("content-type").unwrap(), "application/json");
         Answer {
             status,

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use cc_local::embedded::EmbeddedStore;
 use cc_tests::six_digits;
-use contact_channels::App;
+use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
 use contact_channels::http::Route;
+use contact_channels::http::router;
 use contact_channels::mail::{Mail, MailError, Mailer};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -41,7 +41,7 @@ impl Mailer for FlakyMailer {
 }
 
 struct Harness {
-    app: App,
+    app: axum::Router,
     mailer: Arc<FlakyMailer>,
     _dir: tempfile::TempDir,
 }
@@ -56,7 +56,10 @@ fn harness(vars: &'static [(&'static str, &'static str)]) -> Harness {
     .unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let mailer = Arc::new(FlakyMailer::default());
-    let app = App::new(config, store, mailer.clone(), Route::ALL, None);
+    let app = router(
+        Arc::new(Service::new(config, store).with_mailer(mailer.clone())),
+        Route::ALL,
+    );
     Harness {
         app,
         mailer,
@@ -70,11 +73,10 @@ impl Harness {
             .method(method)
             .uri(path)
             .header("x-server-key", cc_tests::SERVER_KEY)
-            .body(Bytes::from(body.to_string()))
+            .body(axum::body::Body::from(body.to_string()))
             .unwrap();
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        (status, serde_json::from_slice(response.body()).unwrap())
+        let (status, _, body) = cc_tests::router::call(&self.app, request).await;
+        (status, body)
     }
 
     async fn create(&self) -> String {

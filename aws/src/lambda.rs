@@ -1,22 +1,19 @@
 //! The Lambda entry point: configuration and adapters built once at cold start, then the shared
 //! HTTP layer handed to the runtime. Each function binary calls [`run`] with its [`Function`].
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use contact_channels::App;
-use contact_channels::auth::KeySetSource;
+use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
-use contact_channels::http::Route;
+use contact_channels::http::{Route, router};
 use contact_channels::mail::Mailer;
-use lambda_http::{Body, service_fn};
 
 use crate::dynamo::DynamoStore;
 use crate::jwks::HttpKeySet;
 
 /// The six functions of the deployment and the routes each serves (API.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // Each variant is the function of the template it is named after.
 pub enum Function {
     Create,
     List,
@@ -27,6 +24,7 @@ pub enum Function {
 }
 
 impl Function {
+    /// The routes this function serves.
     pub fn routes(self) -> &'static [Route] {
         match self {
             Function::Create => &[Route::Create],
@@ -42,27 +40,10 @@ impl Function {
         }
     }
 
+    /// Whether it sends mail (and so needs `MAIL_FROM` and an SES client).
     pub fn sends_mail(self) -> bool {
         self == Function::SendVerification
     }
-}
-
-/// Converts a Lambda request to the shared handler's request, and the response back.
-pub async fn handle(app: &App, request: lambda_http::Request) -> http::Response<Body> {
-    let (parts, body) = request.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(text) => Bytes::from(text),
-        Body::Binary(bytes) => Bytes::from(bytes),
-        _ => Bytes::new(),
-    };
-    let response = app.handle(http::Request::from_parts(parts, bytes)).await;
-    let (parts, body) = response.into_parts();
-    let body = match String::from_utf8(body.to_vec()) {
-        Ok(text) => Body::Text(text),
-        Err(e) => Body::Binary(e.into_bytes()),
-    };
-    http::Response::from_parts(parts, body)
 }
 
 /// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so
@@ -91,8 +72,8 @@ async fn init_failed(kind: &str, message: String) -> lambda_http::Error {
 /// Builds the mailer of the one function that sends mail, from the shared SDK config.
 pub type MailerFactory = fn(&aws_config::SdkConfig, &Config) -> Arc<dyn Mailer>;
 
-/// Cold start: config, adapters, then the runtime loop. A configuration problem ends the
-/// process with one log line naming every missing or malformed variable.
+/// Cold start: config, adapters, then the shared router handed to the runtime. A configuration
+/// problem ends the process with one log line naming every missing or malformed variable.
 pub async fn run(
     function: Function,
     mailer: Option<MailerFactory>,
@@ -109,19 +90,14 @@ pub async fn run(
         return Err(init_failed("Runtime.ConfigError", "TABLE_NAME is required".into()).await);
     };
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
-    let mailer = match mailer {
-        Some(make) => make(&sdk, &config),
-        None => Arc::new(contact_channels::mail::NoMailer),
-    };
-    let key_set = config
-        .jwt
-        .jwks_url
-        .clone()
-        .map(|url| Arc::new(HttpKeySet::new(url)) as Arc<dyn KeySetSource>);
-    let app = Arc::new(App::new(config, store, mailer, function.routes(), key_set));
-    lambda_http::run(service_fn(move |request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(handle(&app, request).await) }
-    }))
-    .await
+    let mailer = mailer.map(|make| make(&sdk, &config));
+    let key_set = config.jwt.jwks_url.clone().map(HttpKeySet::new);
+    let mut service = Service::new(config, store);
+    if let Some(mailer) = mailer {
+        service = service.with_mailer(mailer);
+    }
+    if let Some(key_set) = key_set {
+        service = service.with_key_set(Arc::new(key_set));
+    }
+    lambda_http::run(router(Arc::new(service), function.routes())).await
 }

@@ -2,8 +2,7 @@
 //! server and its `/_dev` pages. Nothing here is linked into a Lambda function.
 
 pub mod backends;
-pub mod dev_verify;
+pub mod dev;
 pub mod embedded;
-pub mod mailbox;
 pub mod outbox;
 pub mod server;

@@ -1,23 +1,16 @@
-//! The HTTP/1.1 server: reads each body up to the contract's limit, hands API routes to the
-//! shared `App`, and serves the mailbox routes itself.
+//! The local server: the shared router (every route) plus the `/_dev` pages, on `axum::serve`;
+//! and the `token` and `create-table` helpers of `make`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use crate::outbox::Outbox;
-use bytes::Bytes;
+use cc_aws::jwks::HttpKeySet;
+use contact_channels::Service;
 use contact_channels::config::{Config, LOCAL_DEV_SERVER_KEY};
 use contact_channels::domain::{UserId, now_millis};
-use contact_channels::http::{MAX_BODY_BYTES, Route};
-use contact_channels::{ApiError, App};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use contact_channels::http::{Route, router};
 use serde_json::json;
 
-use crate::{dev_verify, mailbox};
+use crate::dev;
 
 /// Mints an HS256 client token for `user` with the configured (or dev) secret.
 pub fn mint_token(config: &Config, user: &str, ttl_seconds: u64) -> Result<String, String> {
@@ -50,11 +43,7 @@ pub async fn create_table(config: &Config) -> Result<String, String> {
     Ok(table)
 }
 
-struct State {
-    app: App,
-    outbox: Option<Outbox>,
-}
-
+/// Serves the whole API and the `/_dev` routes until Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), String> {
     contact_channels::telemetry::init(true);
     let backends = crate::backends::build(&config, true).await?;
@@ -73,62 +62,18 @@ pub async fn serve(config: Config) -> Result<(), String> {
     println!("  client JWT:  make token USER=alice   ->  Authorization: Bearer <token>");
     println!("  mailbox:     http://{addr}/_dev/mailbox");
     println!("  links:       callback_url http://{addr}/_dev/verify verifies in the browser");
-    let key_set = config.jwt.jwks_url.clone().map(|url| {
-        Arc::new(cc_aws::jwks::HttpKeySet::new(url))
-            as Arc<dyn contact_channels::auth::KeySetSource>
-    });
-    let state = Arc::new(State {
-        app: App::new(config, backends.store, backends.mailer, Route::ALL, key_set),
-        outbox: backends.outbox,
-    });
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => {
-                println!("shutting down");
-                return Ok(());
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(respond(&state, request).await) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "connection closed with an error");
-            }
-        });
+    let key_set = config.jwt.jwks_url.clone().map(HttpKeySet::new);
+    let mut service = Service::new(config, backends.store).with_mailer(backends.mailer);
+    if let Some(key_set) = key_set {
+        service = service.with_key_set(Arc::new(key_set));
     }
-}
-
-async fn respond(state: &State, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-    let (parts, body) = request.into_parts();
-    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => {
-            let request = http::Request::from_parts(parts, collected.to_bytes());
-            if request.uri().path() == "/_dev/verify" {
-                dev_verify::respond(&state.app, &request).await
-            } else if request.uri().path().starts_with("/_dev/") {
-                mailbox::respond(state.outbox.as_ref(), &request).await
-            } else {
-                state.app.handle(request).await
-            }
-        }
-        // Over the limit: the contract's 413, before anything else is looked at.
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            ApiError::PayloadTooLarge.into_response()
-        }
-        Err(_) => ApiError::schema("The request body could not be read.").into_response(),
-    };
-    response.map(Full::new)
+    let service = Arc::new(service);
+    let app = router(service.clone(), Route::ALL).merge(dev::router(service, backends.outbox));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("shutting down");
+        })
+        .await
+        .map_err(|e| e.to_string())
 }

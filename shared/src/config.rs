@@ -227,8 +227,15 @@ impl Config {
         };
 
         // On Lambda the real adapters are the default; locally the embedded ones.
+        // A Lambda function always runs on DynamoDB and SES: the local adapters are not even
+        // linked into it, so asking for them is a configuration error, not a silent fallback.
+        for name in ["STORE", "MAILER", "DATA_DIR"] {
+            if !local && get(name).is_some() {
+                problems.push(format!("{name} is for the local server only"));
+            }
+        }
         let store = match get("STORE").as_deref() {
-            None if !local => StoreKind::DynamoDb,
+            _ if !local => StoreKind::DynamoDb,
             None | Some("embedded") => StoreKind::Embedded,
             Some("dynamodb") => StoreKind::DynamoDb,
             Some(other) => {
@@ -239,7 +246,7 @@ impl Config {
             }
         };
         let mailer = match get("MAILER").as_deref() {
-            None if !local => MailerKind::Ses,
+            _ if !local => MailerKind::Ses,
             None | Some("outbox") => MailerKind::Outbox,
             Some("ses") => MailerKind::Ses,
             Some(other) => {
@@ -353,6 +360,29 @@ mod tests {
         assert!(
             Config::from_lookup(Profile::Lambda { sends_mail: false }, lookup(&without_from))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn lambda_profile_refuses_local_only_variables() {
+        let text = Config::from_lookup(
+            Profile::Lambda { sends_mail: false },
+            lookup(&[
+                ("VERIFICATION_SECRET", &"x".repeat(32)),
+                ("TABLE_NAME", "t"),
+                ("STORE", "embedded"),
+                ("MAILER", "outbox"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            text.contains("STORE is for the local server only"),
+            "{text}"
+        );
+        assert!(
+            text.contains("MAILER is for the local server only"),
+            "{text}"
         );
     }
 

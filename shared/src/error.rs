@@ -1,10 +1,14 @@
-//! The one error type of the API and its one mapping to the contract's JSON error body
-//! (`{"code", "error", "details"}` plus the `x-known-error` header, API.md §1).
+//! The one error type of the service: every way a request can fail, each with its status and
+//! code. `http::error` turns it into the contract's JSON error body; nothing else does.
 
-use ::http::{HeaderValue, StatusCode};
+use ::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::rules::verification::LinkRefusal;
+use crate::store::{StoreError, WriteError};
+
 /// The verb a client was refused for, used in the 403 sentence.
+#[allow(missing_docs)] // The variants are the verbs themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     List,
@@ -64,9 +68,10 @@ pub enum ApiError {
     /// 404 `CONTACT_CHANNEL_NOT_FOUND`
     #[error("Contact channel not found.")]
     ChannelNotFound,
-    /// 409 `CONTACT_CHANNEL_ALREADY_EXISTS`
+    /// 409 `CONTACT_CHANNEL_ALREADY_EXISTS`, with the existing channel's id when known (so a
+    /// client that retries a create after a timeout can recover).
     #[error("This user already has a contact channel with this value.")]
-    ChannelAlreadyExists,
+    ChannelAlreadyExists(Option<crate::domain::ChannelId>),
     /// 409 `CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE`
     #[error("This contact channel is already used for authentication by another user.")]
     UsedForAuthBySomeoneElse,
@@ -99,17 +104,22 @@ pub enum ApiError {
     VerificationCodeMaxAttemptsReached,
     /// 400 `VERIFICATION_CODE_INCORRECT`, with the guesses left.
     #[error("The verification code is incorrect.")]
-    VerificationCodeIncorrect { attempts_remaining: u32 },
+    VerificationCodeIncorrect {
+        /// Guesses this code still allows.
+        attempts_remaining: u32,
+    },
     /// 500 `INTERNAL_ERROR`: the detail goes to the log, never to the caller.
     #[error("An internal error occurred.")]
     Internal,
 }
 
 impl ApiError {
+    /// A `400 SCHEMA_ERROR` whose message names the offending field.
     pub fn schema(message: impl Into<String>) -> Self {
         ApiError::Schema(message.into())
     }
 
+    /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
@@ -124,7 +134,7 @@ impl ApiError {
             | VerificationCodeMaxAttemptsReached
             | VerificationCodeIncorrect { .. } => StatusCode::BAD_REQUEST,
             Forbidden(_) | ServerOnlyField => StatusCode::FORBIDDEN,
-            ChannelAlreadyExists
+            ChannelAlreadyExists(_)
             | UsedForAuthBySomeoneElse
             | TooManyChannels
             | EmailAlreadyVerified
@@ -135,6 +145,7 @@ impl ApiError {
         }
     }
 
+    /// The contract's `code` (also sent as `x-known-error`).
     pub fn code(&self) -> &'static str {
         use ApiError::*;
         match self {
@@ -148,7 +159,7 @@ impl ApiError {
             CannotGetOwnUserWithoutUser => "CANNOT_GET_OWN_USER_WITHOUT_USER",
             Forbidden(_) | ServerOnlyField => "FORBIDDEN",
             ChannelNotFound => "CONTACT_CHANNEL_NOT_FOUND",
-            ChannelAlreadyExists => "CONTACT_CHANNEL_ALREADY_EXISTS",
+            ChannelAlreadyExists(_) => "CONTACT_CHANNEL_ALREADY_EXISTS",
             UsedForAuthBySomeoneElse => "CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE",
             TooManyChannels => "TOO_MANY_CONTACT_CHANNELS",
             EmailAlreadyVerified => "EMAIL_ALREADY_VERIFIED",
@@ -164,8 +175,12 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Option<Value> {
+    /// The `details` object of the error body, for the errors that carry one.
+    pub fn details(&self) -> Option<Value> {
         match self {
+            ApiError::ChannelAlreadyExists(Some(id)) => {
+                Some(json!({ "contact_channel_id": id.to_string() }))
+            }
             ApiError::UsedForAuthBySomeoneElse => Some(json!({ "type": "email" })),
             ApiError::VerificationCodeIncorrect { attempts_remaining } => {
                 Some(json!({ "attempts_remaining": attempts_remaining }))
@@ -174,27 +189,37 @@ impl ApiError {
             _ => None,
         }
     }
+}
 
-    /// The single place an error becomes an HTTP response.
-    pub fn into_response(self) -> ::http::Response<bytes::Bytes> {
-        let mut body = json!({ "code": self.code(), "error": self.to_string() });
-        if let (Some(details), Some(map)) = (self.details(), body.as_object_mut()) {
-            map.insert("details".into(), details);
-        }
-        let mut response = crate::http::json_response(self.status(), &body);
-        let headers = response.headers_mut();
-        headers.insert("x-known-error", HeaderValue::from_static(self.code()));
-        match &self {
-            ApiError::RateLimited(seconds) => {
-                headers.insert(::http::header::RETRY_AFTER, HeaderValue::from(*seconds));
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure");
+        ApiError::Internal
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::ValueExists => ApiError::ChannelAlreadyExists(None),
+            WriteError::AuthTaken => ApiError::UsedForAuthBySomeoneElse,
+            WriteError::TooMany => ApiError::TooManyChannels,
+            WriteError::DailyCap(wait) => ApiError::RateLimited(wait),
+            WriteError::Store(e) => e.into(),
+            WriteError::Stale => {
+                tracing::error!("write kept losing races; gave up");
+                ApiError::Internal
             }
-            ApiError::MethodNotAllowed(methods) => {
-                if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
-                    headers.insert(::http::header::ALLOW, allow);
-                }
-            }
-            _ => {}
         }
-        response
+    }
+}
+
+impl From<LinkRefusal> for ApiError {
+    fn from(r: LinkRefusal) -> Self {
+        match r {
+            LinkRefusal::NotFound => ApiError::VerificationCodeNotFound,
+            LinkRefusal::Expired => ApiError::VerificationCodeExpired,
+            LinkRefusal::AlreadyUsed => ApiError::VerificationCodeAlreadyUsed,
+        }
     }
 }

@@ -20,4 +20,4 @@ pub mod telemetry;
 
 pub use config::Config;
 pub use error::ApiError;
-pub use service::App;
+pub use service::Service;

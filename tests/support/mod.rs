@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 pub mod conformance;
 pub mod moto;
+pub mod router;
 pub mod runtime;
 
 /// What the local server is wired to: its embedded store and outbox, or DynamoDB and SES

@@ -97,39 +97,54 @@ impl OriginPattern {
     }
 }
 
-/// Parses a callback URL and checks it against the allow-list.
-pub fn check_callback(raw: &str, allowed: &[OriginPattern]) -> Result<Url, CallbackError> {
-    let url = Url::parse(raw).map_err(|_| CallbackError::NotHttpUrl)?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(CallbackError::NotHttpUrl);
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(CallbackError::NotAllowed);
-    }
-    if allowed.iter().any(|p| p.admits(&url)) {
-        Ok(url)
-    } else {
-        Err(CallbackError::NotAllowed)
-    }
-}
+/// A callback URL as a request names it: an absolute `http`/`https` URL with a host. Whether
+/// the allow-list admits it is a separate question, asked later in the contract's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackUrl(Url);
 
-/// The callback URL with `code=<token>` in its query: other parameters are kept verbatim
-/// (not re-encoded) and any existing `code` parameter is replaced.
-pub fn link_with_code(callback: &Url, token: &str) -> String {
-    let mut url = callback.clone();
-    let mut kept: Vec<&str> = callback
-        .query()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && name != "code" && name != "cod%65"
-        })
-        .collect();
-    let code_pair = format!("code={token}");
-    kept.push(&code_pair);
-    url.set_query(Some(&kept.join("&")));
-    url.to_string()
+impl CallbackUrl {
+    /// Parses an absolute http(s) URL; anything else is [`CallbackError::NotHttpUrl`].
+    pub fn parse(raw: &str) -> Result<Self, CallbackError> {
+        let url = Url::parse(raw).map_err(|_| CallbackError::NotHttpUrl)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(CallbackError::NotHttpUrl);
+        }
+        Ok(CallbackUrl(url))
+    }
+
+    /// True when an entry of the allow-list admits this URL's origin. A URL with user-info is
+    /// never admitted (`https://app.example.com@evil.example` must not pass for the former).
+    pub fn allowed_by(&self, allowed: &[OriginPattern]) -> bool {
+        let url = &self.0;
+        url.username().is_empty()
+            && url.password().is_none()
+            && allowed.iter().any(|p| p.admits(url))
+    }
+
+    /// The URL as given (normalized by the URL parser).
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The URL with `code=<token>` in its query: other parameters are kept verbatim (not
+    /// re-encoded) and any existing `code` parameter is replaced.
+    pub fn with_code(&self, token: &str) -> String {
+        let mut url = self.0.clone();
+        let mut kept: Vec<&str> = self
+            .0
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                !pair.is_empty() && name != "code" && name != "cod%65"
+            })
+            .collect();
+        let code_pair = format!("code={token}");
+        kept.push(&code_pair);
+        url.set_query(Some(&kept.join("&")));
+        url.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +158,12 @@ mod tests {
     }
 
     fn verdict(url: &str, list: &[&str]) -> Result<(), CallbackError> {
-        check_callback(url, &allow(list)).map(|_| ())
+        let url = CallbackUrl::parse(url)?;
+        if url.allowed_by(&allow(list)) {
+            Ok(())
+        } else {
+            Err(CallbackError::NotAllowed)
+        }
     }
 
     #[test]
@@ -222,16 +242,14 @@ mod tests {
 
     #[test]
     fn link_keeps_other_parameters_verbatim_and_replaces_code() {
-        let url = Url::parse("https://app.example.com/v?a=%2F&code=old&b=x+y#frag").unwrap();
-        let link = link_with_code(&url, "TOKEN");
+        let url =
+            CallbackUrl::parse("https://app.example.com/v?a=%2F&code=old&b=x+y#frag").unwrap();
+        let link = url.with_code("TOKEN");
         assert_eq!(
             link,
             "https://app.example.com/v?a=%2F&b=x+y&code=TOKEN#frag"
         );
-        let bare = Url::parse("https://app.example.com/v").unwrap();
-        assert_eq!(
-            link_with_code(&bare, "T"),
-            "https://app.example.com/v?code=T"
-        );
+        let bare = CallbackUrl::parse("https://app.example.com/v").unwrap();
+        assert_eq!(bare.with_code("T"), "https://app.example.com/v?code=T");
     }
 }

@@ -2,7 +2,6 @@
 //! only), and the verification status derived from them (API.md §3).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::domain::{ChannelId, EmailAddress, Strategy, UserId};
@@ -83,7 +82,9 @@ pub struct StoredChannel {
 }
 
 /// What `verification.status` says (API.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)] // The variants are the contract's words.
 pub enum VerificationStatus {
     Unverified,
     Pending,
@@ -115,30 +116,6 @@ impl ChannelRecord {
             Some(v) if now >= v.expires_at_millis => VerificationStatus::Expired,
             Some(_) => VerificationStatus::Pending,
         }
-    }
-}
-
-impl StoredChannel {
-    /// The channel object of API.md §3.
-    pub fn to_json(&self, now: i64, max_attempts: u32) -> Value {
-        let r = &self.record;
-        let v = r.verification.as_ref();
-        json!({
-            "id": r.id.to_string(),
-            "user_id": r.user_id.as_str(),
-            "type": "email",
-            "value": r.value.as_str(),
-            "is_primary": self.is_primary,
-            "is_verified": r.is_verified,
-            "used_for_auth": r.used_for_auth,
-            "created_at_millis": r.created_at_millis,
-            "verification": {
-                "status": r.status(now, max_attempts).as_str(),
-                "strategy": v.map(|v| v.strategy.as_str()),
-                "attempts": v.map_or(0, |v| v.attempts),
-                "expires_at_millis": v.map(|v| v.expires_at_millis),
-            },
-        })
     }
 }
 

@@ -183,14 +183,17 @@ impl fmt::Display for ChannelId {
 }
 
 /// How a verification proves ownership: a link with a token, or a 6-digit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// A link to the app's page carrying a 256-bit token.
     EmailLink,
+    /// A 6-digit code the user types in.
     EmailCode,
 }
 
 impl Strategy {
+    /// `email_link` or `email_code`.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "email_link" => Some(Strategy::EmailLink),
@@ -199,6 +202,7 @@ impl Strategy {
         }
     }
 
+    /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::EmailLink => "email_link",
@@ -206,6 +210,41 @@ impl Strategy {
         }
     }
 }
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Strategy::parse(&raw)
+            .ok_or_else(|| serde::de::Error::custom("must be \"email_link\" or \"email_code\""))
+    }
+}
+
+/// The kind of a channel. Only email exists for now; the wire field `type` is checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelType {
+    /// An email address.
+    Email,
+}
+
+impl<'de> Deserialize<'de> for ChannelType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "email" => Ok(ChannelType::Email),
+            _ => Err(serde::de::Error::custom("must be \"email\"")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UserRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        UserRef::parse(&raw).map_err(|_| serde::de::Error::custom(USER_REF_RULE))
+    }
+}
+
+/// What a user id in a request must look like (the sentence of the schema error).
+pub const USER_REF_RULE: &str = "must be 1-128 characters from A-Z a-z 0-9 . _ - : | @, or 'me'";
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp in the API.
 pub fn now_millis() -> i64 {

@@ -210,14 +210,3 @@ mod tests {
         assert!(!format!("{m:?}").contains("987654"));
     }
 }
-
-/// The mailer of a function that serves no route that sends mail.
-pub struct NoMailer;
-
-#[async_trait]
-impl Mailer for NoMailer {
-    async fn send(&self, _mail: &Mail) -> Result<(), MailError> {
-        tracing::error!("a mail was composed in a process that has no mailer");
-        Err(MailError("this process has no mailer".into()))
-    }
-}

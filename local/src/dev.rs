@@ -1,0 +1,135 @@
+//! The local-only `/_dev` pages (API.md §7), never compiled into a Lambda function:
+//! `/_dev/mailbox` (HTML, links clickable) and `/_dev/mailbox.json`, the outbox newest first;
+//! and `/_dev/verify?code=…`, a stand-in for the app's own page, so a person can click a link
+//! in the mailbox and see it verify (use `http://127.0.0.1:3000/_dev/verify` as `callback_url`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use contact_channels::mail::escape_html;
+use contact_channels::{ApiError, Service};
+
+use crate::outbox::{Delivered, Outbox};
+
+#[derive(Clone)]
+struct Dev {
+    service: Arc<Service>,
+    outbox: Option<Outbox>,
+}
+
+/// The `/_dev` routes, merged into the API router by the local server.
+pub fn router(service: Arc<Service>, outbox: Option<Outbox>) -> Router {
+    let not_allowed = || async { ApiError::MethodNotAllowed(&["GET"]) };
+    Router::new()
+        .route("/_dev/mailbox", get(mailbox_page).fallback(not_allowed))
+        .route(
+            "/_dev/mailbox.json",
+            get(mailbox_json).fallback(not_allowed),
+        )
+        .route("/_dev/verify", get(verify_page).fallback(not_allowed))
+        .with_state(Dev { service, outbox })
+}
+
+async fn mails(dev: &Dev) -> Result<Vec<Delivered>, ApiError> {
+    match &dev.outbox {
+        Some(outbox) => outbox.list().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read the outbox");
+            ApiError::Internal
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn mailbox_json(State(dev): State<Dev>) -> Result<axum::Json<Vec<Delivered>>, ApiError> {
+    Ok(axum::Json(mails(&dev).await?))
+}
+
+async fn mailbox_page(State(dev): State<Dev>) -> Result<Html<String>, ApiError> {
+    Ok(Html(page(&mails(&dev).await?)))
+}
+
+async fn verify_page(State(dev): State<Dev>, RawQuery(query): RawQuery) -> Response {
+    let code = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    // The same use case a real app's page would call through `POST /verify`.
+    let (status, message) = match dev.service.verify_link(&code).await {
+        Ok(()) => (
+            ::http::StatusCode::OK,
+            "Your email address is verified.".to_owned(),
+        ),
+        Err(e) => (e.status(), format!("Not verified: {e} ({}).", e.code())),
+    };
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Verify</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto}}</style></head>\
+<body><h1>Email verification</h1><p>{}</p><p><a href=\"/_dev/mailbox\">Back to the mailbox</a></p></body></html>",
+        escape_html(&message)
+    );
+    (status, Html(page)).into_response()
+}
+
+/// Escapes the text and turns every http(s) URL in it into a link.
+fn linkify(text: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (j, word) in line.split(' ').enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            let escaped = escape_html(word);
+            if word.starts_with("http://") || word.starts_with("https://") {
+                out.push_str(&format!("<a href=\"{escaped}\">{escaped}</a>"));
+            } else {
+                out.push_str(&escaped);
+            }
+        }
+    }
+    out
+}
+
+fn page(mails: &[Delivered]) -> String {
+    let mut items = String::new();
+    for mail in mails {
+        items.push_str(&format!(
+            "<article><h2>{}</h2><p class=\"meta\">To {} &middot; <time data-ms=\"{}\">{}</time></p><pre>{}</pre></article>",
+            escape_html(&mail.subject),
+            escape_html(&mail.to),
+            mail.sent_at_millis,
+            mail.sent_at_millis,
+            linkify(&mail.text)
+        ));
+    }
+    if mails.is_empty() {
+        items.push_str("<p>No mail yet. Send a verification to see it here.</p>");
+    }
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Local mailbox</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}\
+article{{border:1px solid #ccc;border-radius:6px;padding:0 1rem;margin:1rem 0}}\
+pre{{white-space:pre-wrap}}.meta{{color:#666}}</style></head><body><h1>Local mailbox</h1>\
+<p>{} mail(s), newest first. Also as <a href=\"/_dev/mailbox.json\">JSON</a>.</p>{items}\
+<script>for(const t of document.querySelectorAll('time'))t.textContent=new Date(+t.dataset.ms).toLocaleString()</script>\
+</body></html>",
+        mails.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_become_anchors_and_text_is_escaped() {
+        let html = linkify("Open https://a.example/v?x=1&code=T now <b>");
+        assert!(html.contains("<a href=\"https://a.example/v?x=1&amp;code=T\">"));
+        assert!(html.contains("&lt;b&gt;"));
+    }
+}

@@ -1,0 +1,192 @@
+//! The route table (API.md §5) and the axum router built from it. Every function gets the whole
+//! table, so that an unknown path is `404` and a known path with another method is `405` with
+//! the path's `Allow` everywhere; a route that another function serves answers `404` here (API
+//! Gateway never sends it to this one).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::Method;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+
+use super::MAX_BODY_BYTES;
+use super::handlers;
+use crate::error::ApiError;
+use crate::service::Service;
+
+/// Every API route; each Lambda function serves a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // Each variant is the endpoint of API.md §5 it is named after.
+pub enum Route {
+    Create,
+    List,
+    Read,
+    Update,
+    Delete,
+    SendVerification,
+    AttemptVerification,
+    VerifyLink,
+    CheckLink,
+}
+
+const BASE: &str = "/api/v1/contact-channels";
+const CHANNEL: &str = "/api/v1/contact-channels/{user_id}/{contact_channel_id}";
+
+impl Route {
+    /// All routes, for a process that serves the whole API (the local server).
+    pub const ALL: &'static [Route] = &[
+        Route::Create,
+        Route::List,
+        Route::Read,
+        Route::Update,
+        Route::Delete,
+        Route::SendVerification,
+        Route::AttemptVerification,
+        Route::VerifyLink,
+        Route::CheckLink,
+    ];
+
+    /// A short name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Create => "create",
+            Route::List => "list",
+            Route::Read => "read",
+            Route::Update => "update",
+            Route::Delete => "delete",
+            Route::SendVerification => "send-verification",
+            Route::AttemptVerification => "attempt-verification",
+            Route::VerifyLink => "verify",
+            Route::CheckLink => "check-code",
+        }
+    }
+
+    /// The path template (axum syntax) and method of the route.
+    pub fn path_and_method(self) -> (String, Method) {
+        match self {
+            Route::Create => (BASE.into(), Method::POST),
+            Route::List => (BASE.into(), Method::GET),
+            Route::Read => (CHANNEL.into(), Method::GET),
+            Route::Update => (CHANNEL.into(), Method::PATCH),
+            Route::Delete => (CHANNEL.into(), Method::DELETE),
+            Route::SendVerification => (format!("{CHANNEL}/send-verification-code"), Method::POST),
+            Route::AttemptVerification => (format!("{CHANNEL}/attempt-verification"), Method::POST),
+            Route::VerifyLink => (format!("{BASE}/verify"), Method::POST),
+            Route::CheckLink => (format!("{BASE}/verify/check-code"), Method::POST),
+        }
+    }
+
+    fn handler(self) -> MethodRouter<Arc<Service>> {
+        let (_, method) = self.path_and_method();
+        let Ok(filter) = MethodFilter::try_from(method) else {
+            return MethodRouter::new();
+        };
+        match self {
+            Route::Create => on(filter, handlers::create),
+            Route::List => on(filter, handlers::list),
+            Route::Read => on(filter, handlers::read),
+            Route::Update => on(filter, handlers::update),
+            Route::Delete => on(filter, handlers::delete),
+            Route::SendVerification => on(filter, handlers::send_verification),
+            Route::AttemptVerification => on(filter, handlers::attempt_verification),
+            Route::VerifyLink => on(filter, handlers::verify_link),
+            Route::CheckLink => on(filter, handlers::check_link),
+        }
+    }
+
+    fn elsewhere(self) -> MethodRouter<Arc<Service>> {
+        let (_, method) = self.path_and_method();
+        match MethodFilter::try_from(method) {
+            Ok(filter) => on(filter, || async { ApiError::RouteNotFound }),
+            Err(_) => MethodRouter::new(),
+        }
+    }
+}
+
+/// The methods a path accepts, for `405` and its `Allow` header.
+fn allowed_on(path: &str) -> &'static [&'static str] {
+    match path {
+        BASE => &["GET", "POST"],
+        CHANNEL => &["GET", "PATCH", "DELETE"],
+        _ => &["POST"],
+    }
+}
+
+/// The router of a process that serves `serves`: the whole table, the contract's JSON errors
+/// for everything the framework would answer itself, the body limit, and one log line per
+/// request (method, route, status, time; never a body, code, token or address).
+pub fn router(service: Arc<Service>, serves: &[Route]) -> Router {
+    let mut paths: Vec<(String, MethodRouter<Arc<Service>>)> = Vec::new();
+    for &route in Route::ALL {
+        let (path, _) = route.path_and_method();
+        let endpoint = if serves.contains(&route) {
+            route.handler()
+        } else {
+            route.elsewhere()
+        };
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).merge(endpoint),
+            None => paths.push((path, endpoint)),
+        }
+    }
+    let mut router = Router::new();
+    for (path, methods) in paths {
+        let allow = allowed_on(&path);
+        // HEAD is answered like any other method the path does not accept (axum would
+        // otherwise answer it with the GET handler).
+        let methods = methods
+            .on(MethodFilter::HEAD, move || async move {
+                ApiError::MethodNotAllowed(allow)
+            })
+            .fallback(move || async move { ApiError::MethodNotAllowed(allow) });
+        router = router.route(&path, methods);
+    }
+    router
+        .fallback(|| async { ApiError::RouteNotFound })
+        .layer(middleware::from_fn(read_body_and_log))
+        .with_state(service)
+}
+
+/// Reads the body within the contract's limit before anything else looks at the request
+/// (`413` comes first, API.md §1), and logs the request once it is answered.
+async fn read_body_and_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
+    let (parts, body) = request.into_parts();
+    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) if is_length_limit(&e) => ApiError::PayloadTooLarge.into_response(),
+        Err(_) => ApiError::schema("The request body could not be read.").into_response(),
+    };
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}

@@ -1,0 +1,312 @@
+//! Verification use cases: send a code or link (with its limits and the refused-mail rollback),
+//! attempt a code, redeem or check a link (API.md §5.6–5.7).
+
+use super::retry::{retrying, settled, written};
+use super::{ChannelRef, SendVerification, Sent, Service, resolve};
+use crate::auth::Caller;
+use crate::domain::channel::{ChannelRecord, StoredChannel, Verification};
+use crate::domain::secret::{VerificationCode, generate_link_token};
+use crate::domain::{Strategy, now_millis};
+use crate::error::{Action, ApiError};
+use crate::mail::{Mail, MailKind, compose};
+use crate::rules::send_limits::{ceil_seconds, daily_wait};
+use crate::rules::verification::{check_link, redeemed};
+use crate::store::{Change, PrimaryChange, RedeemError, SendLogChange, WriteError};
+
+/// A send whose new code is stored and whose mail is ready to go.
+struct Prepared {
+    before: ChannelRecord,
+    sent: ChannelRecord,
+    mail: Mail,
+    at: i64,
+    result: Sent,
+}
+
+fn millis(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+impl Service {
+    /// Mails a new code or link, replacing any outstanding one. The new code is stored before
+    /// the mail goes out, so a send needs no third write on success; if the mail service
+    /// refuses, the previous state is put back and `502` answered.
+    pub async fn send_verification(
+        &self,
+        caller: &Caller,
+        at: ChannelRef,
+        command: SendVerification,
+    ) -> Result<Sent, ApiError> {
+        let Some(mailer) = self.mailer.as_ref() else {
+            tracing::error!("send-verification reached a process that has no mailer");
+            return Err(ApiError::Internal);
+        };
+        let user = resolve(caller, &at.user, Action::Verify)?;
+        let (user, at, command) = (&user, &at, &command);
+        let prepared = retrying(|| async move {
+            let current = self.find_of(user, at).await?;
+            self.prepare_send(current, command).await
+        })
+        .await?;
+        if let Err(e) = mailer.send(&prepared.mail).await {
+            tracing::warn!(error = %e, "verification mail refused by the mail service");
+            self.roll_back_send(&prepared).await;
+            return Err(ApiError::EmailDeliveryFailed);
+        }
+        Ok(prepared.result)
+    }
+
+    /// Checks a send in the endpoint's order (verified, allow-list, limits) and stores the new
+    /// code with the send counted; `None` when the write was stale.
+    async fn prepare_send(
+        &self,
+        current: StoredChannel,
+        command: &SendVerification,
+    ) -> Result<Option<Prepared>, ApiError> {
+        let before = current.record;
+        if before.is_verified {
+            return Err(ApiError::EmailAlreadyVerified);
+        }
+        let callback = match command {
+            SendVerification::Link { callback } => Some(callback),
+            SendVerification::Code { page } => page.as_ref(),
+        };
+        if callback.is_some_and(|url| !url.allowed_by(&self.config.allowed_callback_urls)) {
+            return Err(ApiError::RedirectUrlNotWhitelisted);
+        }
+        let now = now_millis();
+        self.check_cooldown(&before, now).await?;
+        let (verification, mail) = self.compose(&before, command, now)?;
+        let result = Sent {
+            strategy: verification.strategy,
+            expires_at_millis: verification.expires_at_millis,
+        };
+        let mut after = before.clone();
+        after.verification = Some(verification);
+        after.last_sent_at_millis = Some(now);
+        let change = Change::Update {
+            before: before.clone(),
+            after,
+            primary: PrimaryChange::Keep,
+            was_primary: current.is_primary,
+            send_log: Some(SendLogChange::Admit {
+                address: before.value.clone(),
+                at: now,
+                cap: self.limits().max_sends_per_day,
+            }),
+        };
+        Ok(settled(self.store.apply(change).await)?
+            .map(written)
+            .transpose()?
+            .map(|stored| Prepared {
+                before,
+                sent: stored.record,
+                mail,
+                at: now,
+                result,
+            }))
+    }
+
+    /// `429` while the channel is in its cooldown, with the longer wait when the daily cap
+    /// applies too. (The cap itself is checked atomically with the write.)
+    async fn check_cooldown(&self, before: &ChannelRecord, now: i64) -> Result<(), ApiError> {
+        let limits = self.limits();
+        let cooldown = millis(limits.send_cooldown_seconds);
+        let Some(last) = before
+            .last_sent_at_millis
+            .filter(|last| now < last.saturating_add(cooldown))
+        else {
+            return Ok(());
+        };
+        let cooldown_wait = ceil_seconds(last + cooldown - now);
+        let log = self.store.send_log(&before.value).await?;
+        let daily = daily_wait(&log, now, limits.max_sends_per_day).unwrap_or(0);
+        Err(ApiError::RateLimited(cooldown_wait.max(daily)))
+    }
+
+    /// A fresh code or link for `record`: its stored (hashed) form and the mail carrying it.
+    fn compose(
+        &self,
+        record: &ChannelRecord,
+        command: &SendVerification,
+        now: i64,
+    ) -> Result<(Verification, Mail), ApiError> {
+        let app = &self.config.app_name;
+        let (strategy, ttl, digest, mail) = match command {
+            SendVerification::Link { callback } => {
+                let ttl = self.limits().link_ttl_seconds;
+                let token = generate_link_token().map_err(|_| ApiError::Internal)?;
+                let link = callback.with_code(&token);
+                let mail = compose(app, &record.value, &MailKind::Link { url: &link }, ttl);
+                (Strategy::EmailLink, ttl, self.hasher.link(&token), mail)
+            }
+            SendVerification::Code { page } => {
+                let ttl = self.limits().code_ttl_seconds;
+                let code = VerificationCode::generate().map_err(|_| ApiError::Internal)?;
+                let kind = MailKind::Code {
+                    code: code.expose(),
+                    page: page.as_ref().map(|p| p.as_str()),
+                };
+                let mail = compose(app, &record.value, &kind, ttl);
+                (
+                    Strategy::EmailCode,
+                    ttl,
+                    self.hasher.code(record.id, &code),
+                    mail,
+                )
+            }
+        };
+        let verification = Verification {
+            strategy,
+            digest,
+            expires_at_millis: now.saturating_add(millis(ttl)),
+            attempts: 0,
+            used: false,
+        };
+        Ok((verification, mail))
+    }
+
+    /// Puts back the verification state from before a send whose mail was refused, and takes
+    /// the send out of the cooldown and the daily cap. Leaves alone whatever a later request did.
+    async fn roll_back_send(&self, send: &Prepared) {
+        let rolled_back = retrying(|| async move {
+            let Some(current) = self.store.get(&send.sent.user_id, send.sent.id).await? else {
+                return Ok(Some(()));
+            };
+            let change = roll_back_change(send, current);
+            match self.store.apply(change).await {
+                Ok(_) => Ok(Some(())),
+                Err(WriteError::Stale) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await;
+        if rolled_back.is_err() {
+            tracing::error!("could not roll back a refused send");
+        }
+    }
+
+    /// Checks a 6-digit code; a wrong guess is counted atomically (API.md §5.7).
+    pub async fn attempt(
+        &self,
+        caller: &Caller,
+        at: ChannelRef,
+        code: VerificationCode,
+    ) -> Result<StoredChannel, ApiError> {
+        let user = resolve(caller, &at.user, Action::Verify)?;
+        let (user, at, code) = (&user, &at, &code);
+        retrying(|| async move {
+            let current = self.find_of(user, at).await?;
+            let (change, outcome) = self.guess(current, code)?;
+            // The guess counts only if it is written against the version it was checked on:
+            // concurrent guesses serialize here, so no interleaving gets more than the max.
+            match settled(self.store.apply(change).await)? {
+                Some(stored) => outcome.and_then(|()| written(stored)).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Judges one guess at the outstanding code: the change to write (verified, or one more
+    /// wrong guess) and what to answer once it is written.
+    fn guess(
+        &self,
+        current: StoredChannel,
+        code: &VerificationCode,
+    ) -> Result<(Change, Result<(), ApiError>), ApiError> {
+        let max = self.limits().max_code_attempts;
+        let before = current.record;
+        if before.is_verified {
+            return Err(ApiError::EmailAlreadyVerified);
+        }
+        let Some(v) = before
+            .verification
+            .as_ref()
+            .filter(|v| v.strategy == Strategy::EmailCode)
+        else {
+            return Err(ApiError::VerificationCodeNotFound);
+        };
+        if v.attempts >= max {
+            return Err(ApiError::VerificationCodeMaxAttemptsReached);
+        }
+        if now_millis() >= v.expires_at_millis {
+            return Err(ApiError::VerificationCodeExpired);
+        }
+        let (after, outcome) = if v.digest.matches(&self.hasher.code(before.id, code)) {
+            (redeemed(&before), Ok(()))
+        } else {
+            let attempts = v.attempts + 1;
+            let mut after = before.clone();
+            if let Some(v) = after.verification.as_mut() {
+                v.attempts = attempts;
+            }
+            let refusal = if attempts >= max {
+                ApiError::VerificationCodeMaxAttemptsReached
+            } else {
+                ApiError::VerificationCodeIncorrect {
+                    attempts_remaining: max - attempts,
+                }
+            };
+            (after, Err(refusal))
+        };
+        let change = Change::Update {
+            before,
+            after,
+            primary: PrimaryChange::Keep,
+            was_primary: current.is_primary,
+            send_log: None,
+        };
+        Ok((change, outcome))
+    }
+
+    /// Redeems a link token: the channel becomes verified and the token is used up.
+    pub async fn verify_link(&self, token: &str) -> Result<(), ApiError> {
+        let digest = self.hasher.link(token);
+        match self.store.redeem_link(&digest, now_millis()).await {
+            Ok(()) => Ok(()),
+            Err(RedeemError::Refused(r)) => Err(r.into()),
+            Err(RedeemError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Says whether a link token would verify its channel, without using it up.
+    pub async fn check_link(&self, token: &str) -> Result<(), ApiError> {
+        let digest = self.hasher.link(token);
+        let record = match self.store.find_link(&digest).await? {
+            Some((user, id)) => self.store.get(&user, id).await?.map(|s| s.record),
+            None => None,
+        };
+        Ok(check_link(record.as_ref(), &digest, now_millis())?)
+    }
+}
+
+/// The change that undoes a refused send on the channel as it is now: the previous code comes
+/// back only if it is still the one we replaced and the address is unchanged and unverified.
+fn roll_back_change(send: &Prepared, current: StoredChannel) -> Change {
+    let ours = match (&current.record.verification, &send.sent.verification) {
+        (Some(a), Some(b)) => a.digest.matches(&b.digest),
+        _ => false,
+    };
+    let (record, was_primary) = (current.record, current.is_primary);
+    let mut after = record.clone();
+    if ours {
+        after.verification = if record.value == send.before.value && !record.is_verified {
+            send.before.verification.clone()
+        } else {
+            None
+        };
+    }
+    if record.last_sent_at_millis == Some(send.at) {
+        after.last_sent_at_millis = send.before.last_sent_at_millis;
+    }
+    Change::Update {
+        before: record,
+        after,
+        primary: PrimaryChange::Keep,
+        was_primary,
+        send_log: Some(SendLogChange::Release {
+            address: send.sent.value.clone(),
+            at: send.at,
+        }),
+    }
+}
