@@ -13,7 +13,11 @@ pub use crate::domain::secret::Secret;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// A Lambda function; `sends_mail` is true for the one function that needs `MAIL_FROM`.
-    Lambda { sends_mail: bool },
+    /// A Lambda function; `sends_mail` is true for the one function that needs `MAIL_FROM`.
+    Lambda {
+        /// Whether this function sends mail.
+        sends_mail: bool,
+    },
     /// `make run`: everything has a development default (API.md §7).
     Local,
 }
@@ -21,32 +25,48 @@ pub enum Profile {
 /// Which store implementation a process uses (`STORE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
+    /// The redb file under `DATA_DIR` (local only).
     Embedded,
+    /// The DynamoDB table `TABLE_NAME`.
     DynamoDb,
 }
 
 /// Which mailer implementation a process uses (`MAILER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailerKind {
+    /// `DATA_DIR/outbox.jsonl` and the `/_dev` mailbox (local only).
     Outbox,
+    /// SES v2 from `MAIL_FROM`.
     Ses,
 }
 
 #[derive(Debug, Clone, Default)]
+/// How client JWTs are checked (API.md §2).
 pub struct JwtConfig {
+    /// `JWT_JWKS_URL`: where RS256/ES256 keys are fetched.
     pub jwks_url: Option<String>,
+    /// `JWT_ISSUER`: the required `iss`.
     pub issuer: Option<String>,
+    /// `JWT_AUDIENCE`: the required `aud`.
     pub audience: Option<String>,
+    /// `JWT_HS256_SECRET`: the shared secret of HS256 tokens (local use).
     pub hs256_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
+/// The limits of API.md §6, each from its variable.
 pub struct Limits {
+    /// `CODE_TTL_SECONDS`.
     pub code_ttl_seconds: u64,
+    /// `LINK_TTL_SECONDS`.
     pub link_ttl_seconds: u64,
+    /// `MAX_CODE_ATTEMPTS`.
     pub max_code_attempts: u32,
+    /// `SEND_COOLDOWN_SECONDS` (0 = none).
     pub send_cooldown_seconds: u64,
+    /// `MAX_SENDS_PER_DAY` per recipient address.
     pub max_sends_per_day: u32,
+    /// `MAX_CHANNELS_PER_USER`.
     pub max_channels_per_user: u32,
 }
 
@@ -64,17 +84,29 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone)]
+/// The whole configuration of a process, read once at start-up.
 pub struct Config {
+    /// `TABLE_NAME`.
     pub table_name: Option<String>,
+    /// `MAIL_FROM`.
     pub mail_from: Option<String>,
+    /// `SES_CONFIGURATION_SET`.
     pub ses_configuration_set: Option<String>,
+    /// `APP_NAME`, shown in the mail.
     pub app_name: String,
+    /// Client token checks.
     pub jwt: JwtConfig,
+    /// SHA-256 digests of the accepted server keys (`SERVER_KEY_SHA256`).
     pub server_key_digests: Vec<[u8; 32]>,
+    /// `VERIFICATION_SECRET`, the HMAC key of stored codes.
     pub verification_secret: Secret,
+    /// `ALLOWED_CALLBACK_URLS`.
     pub allowed_callback_urls: Vec<OriginPattern>,
+    /// Lifetimes and limits.
     pub limits: Limits,
+    /// `STORE` (local only).
     pub store: StoreKind,
+    /// `MAILER` (local only).
     pub mailer: MailerKind,
     /// Where the embedded store and the outbox keep their files.
     pub data_dir: PathBuf,
@@ -94,11 +126,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The server key `make run` accepts by default.
 pub const LOCAL_DEV_SERVER_KEY: &str = "local-dev-server-key";
+/// The HS256 secret `make run` signs dev tokens with by default.
 pub const LOCAL_DEV_JWT_SECRET: &str = "local-dev-secret";
 const LOCAL_DEV_VERIFICATION_SECRET: &str = "local-dev-verification-secret-not-for-production";
 const LOCAL_DEV_CALLBACKS: &str = "http://localhost:*,http://127.0.0.1:*";
 
+/// Hex SHA-256 of `input`: how server keys are configured.
 pub fn sha256_hex(input: &[u8]) -> String {
     hex::encode(Sha256::digest(input))
 }

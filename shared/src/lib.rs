@@ -7,6 +7,8 @@
 //! [`service`] and a route in [`::http::router`]; a new store implements [`store::ChannelStore`]
 //! and passes the conformance suite; a new mailer implements [`mail::Mailer`].
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod config;
 pub mod domain;

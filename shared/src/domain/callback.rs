@@ -25,6 +25,7 @@ pub struct OriginPattern {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a callback URL was refused.
 pub enum CallbackError {
     /// Not an absolute http(s) URL: a schema error.
     #[error("callback_url must be an absolute http or https URL")]
@@ -35,6 +36,8 @@ pub enum CallbackError {
 }
 
 impl OriginPattern {
+    /// Parses an entry such as `https://app.example.com`, `https://*.example.com` or
+    /// `http://localhost:*`.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let (scheme, rest) = raw
             .split_once("://")

@@ -13,18 +13,25 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("must be an email address (local@domain.tld)")]
+    /// Not `local@domain`.
     EmailShape,
     #[error("the local part of the email address is invalid")]
+    /// The local part breaks the dot-atom rules.
     EmailLocalPart,
     #[error("the domain of the email address is invalid")]
+    /// The domain is not a valid (IDNA) host name of two labels or more.
     EmailDomain,
     #[error("the email address is longer than 254 octets")]
+    /// Over 254 octets.
     EmailTooLong,
     #[error("must be 1-128 characters from A-Z a-z 0-9 . _ - : | @")]
+    /// Characters outside the user-id alphabet, or a bad length.
     UserIdCharacters,
     #[error("'{0}' is reserved")]
+    /// `me` or `verify`.
     UserIdReserved(&'static str),
     #[error("must be a UUID")]
+    /// Not a canonical UUID.
     ChannelId,
 }
 
@@ -36,6 +43,7 @@ pub struct EmailAddress(String);
 const LOCAL_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
 
 impl EmailAddress {
+    /// Trims, lower-cases and IDNA-normalizes `raw`, or says what is wrong with it.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let trimmed = raw.trim();
         let (local, domain) = trimmed.rsplit_once('@').ok_or(ParseError::EmailShape)?;
@@ -66,10 +74,12 @@ impl EmailAddress {
         Ok(EmailAddress(address))
     }
 
+    /// The normalized address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The (ASCII) domain.
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
     }
@@ -104,6 +114,7 @@ impl<'de> Deserialize<'de> for EmailAddress {
 pub struct UserId(String);
 
 impl UserId {
+    /// 1–128 characters from `A-Z a-z 0-9 . _ - : | @`, not `me` nor `verify`.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         if raw.is_empty()
             || raw.len() > 128
@@ -120,6 +131,7 @@ impl UserId {
         }
     }
 
+    /// The id as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -141,11 +153,14 @@ impl<'de> Deserialize<'de> for UserId {
 /// A user as named in a request: an id, or `me` (the calling client's own id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserRef {
+    /// The calling client's own user.
     Me,
+    /// A named user.
     Id(UserId),
 }
 
 impl UserRef {
+    /// `me`, or a user id.
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         if raw == "me" {
             Ok(UserRef::Me)
@@ -161,6 +176,7 @@ impl UserRef {
 pub struct ChannelId(uuid::Uuid);
 
 impl ChannelId {
+    /// A new random (v4) id.
     pub fn new_random() -> Self {
         ChannelId(uuid::Uuid::new_v4())
     }

@@ -35,11 +35,13 @@ impl std::fmt::Debug for Secret {
 pub struct VerificationCode(String);
 
 impl VerificationCode {
+    /// Exactly six ASCII digits, or nothing.
     pub fn parse(raw: &str) -> Option<Self> {
         (raw.len() == 6 && raw.bytes().all(|b| b.is_ascii_digit()))
             .then(|| VerificationCode(raw.to_owned()))
     }
 
+    /// A uniformly random code from the OS CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
         // Rejection sampling keeps every code equally likely (no modulo bias).
         const LIMIT: u32 = u32::MAX - (u32::MAX % 1_000_000);
@@ -53,6 +55,7 @@ impl VerificationCode {
         }
     }
 
+    /// The digits, for the mail and the hash only.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -78,6 +81,7 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// A hasher keyed with `VERIFICATION_SECRET`.
     pub fn new(secret: Secret) -> Self {
         Hasher { secret }
     }

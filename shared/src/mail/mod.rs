@@ -7,10 +7,15 @@ use serde::{Deserialize, Serialize};
 use crate::domain::EmailAddress;
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A verification mail, ready to send.
 pub struct Mail {
+    /// The recipient.
     pub to: EmailAddress,
+    /// Subject line.
     pub subject: String,
+    /// Plain-text part (holds the code or link).
     pub text: String,
+    /// HTML part.
     pub html: String,
 }
 
@@ -30,6 +35,7 @@ impl std::fmt::Debug for Mail {
 pub struct MailError(pub String);
 
 #[async_trait]
+/// The mail port: SES in AWS, the outbox locally.
 pub trait Mailer: Send + Sync {
     /// Returns once the mail service has accepted the mail.
     async fn send(&self, mail: &Mail) -> Result<(), MailError>;
@@ -38,10 +44,15 @@ pub trait Mailer: Send + Sync {
 /// What the mail carries.
 pub enum MailKind<'a> {
     /// A link that verifies the address when opened.
-    Link { url: &'a str },
+    Link {
+        /// The callback page with the token.
+        url: &'a str,
+    },
     /// A 6-digit code, and optionally the page where it is typed in.
     Code {
+        /// The six digits.
         code: &'a str,
+        /// Where to type them, if the app named a page.
         page: Option<&'a str>,
     },
 }

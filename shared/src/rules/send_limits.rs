@@ -1,5 +1,6 @@
 //! The per-address daily cap on verification mails: a sliding 24-hour window of send times.
 
+/// One day, the window of the daily cap.
 pub const DAY_MILLIS: i64 = 86_400_000;
 
 /// Whole seconds to wait, rounded up, for a wait in milliseconds.

@@ -7,8 +7,11 @@ use crate::domain::channel::{ChannelRecord, Digest};
 /// Why a link token was refused (API.md §5.7); not-found is one answer whatever the cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRefusal {
+    /// Unknown, replaced, or no longer the channel's link.
     NotFound,
+    /// Past its lifetime.
     Expired,
+    /// It already verified its channel.
     AlreadyUsed,
 }
 
