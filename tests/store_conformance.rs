@@ -1,5 +1,6 @@
-//! The store conformance suite on every implementation: the embedded store, and the DynamoDB
-//! store through the real AWS SDK over HTTP against moto.
+//! The store conformance suite on every implementation: the embedded store, the DynamoDB
+//! store through the real AWS SDK over HTTP against moto, and the in-memory store of the unit
+//! tests (so that a service test on it means what it says).
 
 // Tests: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +12,7 @@ use cc_local::embedded::EmbeddedStore;
 use cc_tests::conformance_suite;
 use cc_tests::moto::moto;
 use contact_channels::store::ChannelStore;
+use contact_channels::store::memory::MemoryStore;
 
 async fn embedded() -> Arc<dyn ChannelStore> {
     let dir = tempfile::tempdir().unwrap();
@@ -27,5 +29,10 @@ async fn dynamodb() -> Arc<dyn ChannelStore> {
     Arc::new(DynamoStore::new(client, table))
 }
 
+async fn memory() -> Arc<dyn ChannelStore> {
+    Arc::new(MemoryStore::new())
+}
+
 conformance_suite!(on_embedded, embedded());
+conformance_suite!(on_memory, memory());
 conformance_suite!(on_dynamodb, dynamodb());

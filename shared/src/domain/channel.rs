@@ -12,6 +12,7 @@ use crate::domain::{ChannelId, EmailAddress, Strategy, UserId};
 pub struct Digest(#[serde(with = "hex_bytes")] [u8; 32]);
 
 impl Digest {
+    /// Wraps the 32 bytes of an HMAC-SHA-256.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Digest(bytes)
     }
@@ -50,8 +51,11 @@ mod hex_bytes {
 /// The outstanding (or last) code or link of a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
+    /// Link or code.
     pub strategy: Strategy,
+    /// Its keyed hash.
     pub digest: Digest,
+    /// When it stops working.
     pub expires_at_millis: i64,
     /// Wrong guesses so far (codes only).
     pub attempts: u32,
@@ -62,22 +66,32 @@ pub struct Verification {
 /// A channel as stored. `version` increases with every write, for optimistic concurrency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelRecord {
+    /// Channel id.
     pub id: ChannelId,
+    /// Owner.
     pub user_id: UserId,
+    /// The normalized address.
     pub value: EmailAddress,
+    /// Whether the address signs the user in.
     pub used_for_auth: bool,
+    /// Whether ownership is proven (or was set by a server).
     pub is_verified: bool,
+    /// Creation time, ms since the epoch.
     pub created_at_millis: i64,
+    /// The outstanding or last code or link.
     pub verification: Option<Verification>,
     /// When a verification mail was last accepted for this channel (cooldown).
     pub last_sent_at_millis: Option<i64>,
+    /// Increases with every write.
     pub version: u64,
 }
 
 /// A channel with what is stored beside it: whether it is its user's primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredChannel {
+    /// The channel.
     pub record: ChannelRecord,
+    /// Whether it is its user's primary.
     pub is_primary: bool,
 }
 
@@ -94,6 +108,7 @@ pub enum VerificationStatus {
 }
 
 impl VerificationStatus {
+    /// The wire word.
     pub fn as_str(self) -> &'static str {
         match self {
             VerificationStatus::Unverified => "unverified",
@@ -106,6 +121,7 @@ impl VerificationStatus {
 }
 
 impl ChannelRecord {
+    /// The status at `now`; a code with `max_attempts` wrong guesses is burned (`failed`).
     pub fn status(&self, now: i64, max_attempts: u32) -> VerificationStatus {
         if self.is_verified {
             return VerificationStatus::Verified;

@@ -1,1 +1,269 @@
+//! The use cases without HTTP, on the in-memory store (which passes the same conformance suite
+//! as the real ones) and a mailer that records or refuses.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::config::Profile;
+use crate::domain::callback::CallbackUrl;
+use crate::domain::channel::VerificationStatus;
+use crate::domain::secret::VerificationCode;
+use crate::domain::{ChannelId, EmailAddress, Strategy};
+use crate::mail::{Mail, MailError};
+use crate::store::memory::MemoryStore;
+
+#[derive(Default)]
+struct Recorder {
+    sent: Mutex<Vec<Mail>>,
+    refuse: Mutex<bool>,
+}
+
+#[async_trait]
+impl Mailer for Recorder {
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if *self.refuse.lock().unwrap() {
+            return Err(MailError("refused".into()));
+        }
+        self.sent.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn last_text(&self) -> String {
+        self.sent.lock().unwrap().last().unwrap().text.clone()
+    }
+}
+
+fn service(vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = Config::from_lookup(Profile::Local, |name| {
+        vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let mailer = Arc::new(Recorder::default());
+    let service = Service::new(config, Arc::new(MemoryStore::new())).with_mailer(mailer.clone());
+    (service, mailer)
+}
+
+fn alice() -> Caller {
+    Caller::Client(UserId::parse("alice").unwrap())
+}
+
+fn create(value: &str) -> CreateChannel {
+    CreateChannel {
+        user: UserRef::Me,
+        value: EmailAddress::parse(value).unwrap(),
+        used_for_auth: false,
+        is_primary: false,
+        is_verified: None,
+    }
+}
+
+fn at(channel: &StoredChannel) -> ChannelRef {
+    ChannelRef {
+        user: UserRef::Me,
+        channel: Some(channel.record.id),
+    }
+}
+
+fn code_in(text: &str) -> VerificationCode {
+    let digits: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    VerificationCode::parse(&digits).unwrap()
+}
+
+const CODE: SendVerification = SendVerification::Code { page: None };
+
+#[tokio::test]
+async fn a_client_creates_and_reads_its_own_channel() {
+    let (s, _) = service(&[]);
+    let created = s.create(&alice(), create("A@Example.com")).await.unwrap();
+    assert_eq!(created.record.value.as_str(), "a@example.com");
+    assert_eq!(created.record.user_id.as_str(), "alice");
+    assert_eq!(s.read(&alice(), at(&created)).await.unwrap(), created);
+}
+
+#[tokio::test]
+async fn a_client_naming_another_user_is_forbidden_and_a_server_must_name_one() {
+    let (s, _) = service(&[]);
+    let mut other = create("a@example.com");
+    other.user = UserRef::parse("bob").unwrap();
+    assert_eq!(
+        s.create(&alice(), other).await,
+        Err(ApiError::Forbidden(Action::Create))
+    );
+    assert_eq!(
+        s.create(&Caller::Server, create("a@example.com")).await,
+        Err(ApiError::CannotGetOwnUserWithoutUser)
+    );
+    let mut verified = create("a@example.com");
+    verified.is_verified = Some(true);
+    assert_eq!(
+        s.create(&alice(), verified).await,
+        Err(ApiError::ServerOnlyField)
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_value_names_the_existing_channel() {
+    let (s, _) = service(&[]);
+    let first = s.create(&alice(), create("a@example.com")).await.unwrap();
+    assert_eq!(
+        s.create(&alice(), create(" A@example.com")).await,
+        Err(ApiError::ChannelAlreadyExists(Some(first.record.id)))
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_channel_id_is_a_channel_that_does_not_exist() {
+    let (s, _) = service(&[]);
+    let missing = ChannelRef {
+        user: UserRef::Me,
+        channel: None,
+    };
+    assert_eq!(
+        s.read(&alice(), missing.clone()).await,
+        Err(ApiError::ChannelNotFound)
+    );
+    let unknown = ChannelRef {
+        channel: Some(ChannelId::new_random()),
+        ..missing
+    };
+    assert_eq!(
+        s.delete(&alice(), unknown).await,
+        Err(ApiError::ChannelNotFound)
+    );
+}
+
+#[tokio::test]
+async fn a_code_verifies_after_wrong_guesses_are_counted() {
+    let (s, mail) = service(&[]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    let sent = s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    assert_eq!(sent.strategy, Strategy::EmailCode);
+    let right = code_in(&mail.last_text());
+    let wrong = VerificationCode::parse(if right.expose() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    })
+    .unwrap();
+    assert_eq!(
+        s.attempt(&alice(), at(&c), wrong).await,
+        Err(ApiError::VerificationCodeIncorrect {
+            attempts_remaining: 4
+        })
+    );
+    let verified = s.attempt(&alice(), at(&c), right.clone()).await.unwrap();
+    assert!(verified.record.is_verified);
+    assert_eq!(verified.record.status(0, 5), VerificationStatus::Verified);
+    assert_eq!(
+        s.attempt(&alice(), at(&c), right).await,
+        Err(ApiError::EmailAlreadyVerified)
+    );
+}
+
+#[tokio::test]
+async fn changing_the_value_unverifies_and_kills_the_outstanding_code() {
+    let (s, mail) = service(&[]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    let code = code_in(&mail.last_text());
+    let change = UpdateChannel {
+        value: Some(EmailAddress::parse("b@example.com").unwrap()),
+        ..UpdateChannel::default()
+    };
+    let updated = s.update(&alice(), at(&c), change).await.unwrap();
+    assert_eq!(updated.record.verification, None);
+    assert_eq!(
+        s.attempt(&alice(), at(&c), code).await,
+        Err(ApiError::VerificationCodeNotFound)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_mail_is_502_and_the_previous_code_still_works() {
+    let (s, mail) = service(&[("SEND_COOLDOWN_SECONDS", "0")]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    let first = code_in(&mail.last_text());
+    *mail.refuse.lock().unwrap() = true;
+    assert_eq!(
+        s.send_verification(&alice(), at(&c), CODE).await,
+        Err(ApiError::EmailDeliveryFailed)
+    );
+    assert!(s.attempt(&alice(), at(&c), first).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_second_send_within_the_cooldown_is_rate_limited() {
+    let (s, _) = service(&[("SEND_COOLDOWN_SECONDS", "30")]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    match s.send_verification(&alice(), at(&c), CODE).await {
+        Err(ApiError::RateLimited(wait)) => assert!((1..=30).contains(&wait)),
+        other => panic!("expected 429, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_link_verifies_once_and_checks_without_being_used_up() {
+    let (s, mail) = service(&[]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    let callback = CallbackUrl::parse("http://localhost:3000/verify").unwrap();
+    let link = SendVerification::Link { callback };
+    s.send_verification(&alice(), at(&c), link).await.unwrap();
+    let text = mail.last_text();
+    let token = text
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.check_link(&token).await, Ok(()));
+    assert_eq!(s.verify_link(&token).await, Ok(()));
+    assert_eq!(
+        s.verify_link(&token).await,
+        Err(ApiError::VerificationCodeAlreadyUsed)
+    );
+    assert_eq!(
+        s.verify_link("not-a-token").await,
+        Err(ApiError::VerificationCodeNotFound)
+    );
+}
+
+#[tokio::test]
+async fn a_callback_outside_the_allow_list_is_refused() {
+    let (s, _) = service(&[("ALLOWED_CALLBACK_URLS", "https://app.example.com")]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    let callback = CallbackUrl::parse("https://evil.example/verify").unwrap();
+    assert_eq!(
+        s.send_verification(&alice(), at(&c), SendVerification::Link { callback })
+            .await,
+        Err(ApiError::RedirectUrlNotWhitelisted)
+    );
+}
+
+#[tokio::test]
+async fn a_process_without_a_mailer_never_pretends_to_send() {
+    let config = Config::from_lookup(Profile::Local, |_| None).unwrap();
+    let s = Service::new(config, Arc::new(MemoryStore::new()));
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    assert_eq!(
+        s.send_verification(&alice(), at(&c), CODE).await,
+        Err(ApiError::Internal)
+    );
+}

@@ -32,12 +32,14 @@ pub enum WriteError {
     #[error("daily send cap reached")]
     DailyCap(u64),
     #[error(transparent)]
+    /// The store itself failed.
     Store(#[from] StoreError),
 }
 
 /// What happens to the user's primary marker in a change (invariant 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrimaryChange {
+    /// The primary marker stays as it is.
     Keep,
     /// This channel becomes primary; the previous primary is demoted in the same step.
     Set,
@@ -50,34 +52,53 @@ pub enum PrimaryChange {
 pub enum SendLogChange {
     /// Count one send at `at`, unless `cap` sends were counted in the last 24 h.
     Admit {
+        /// The recipient.
         address: EmailAddress,
+        /// When (ms since the epoch).
         at: i64,
+        /// `MAX_SENDS_PER_DAY`.
         cap: u32,
     },
     /// Take back the send counted at `at` (the mail service refused it).
-    Release { address: EmailAddress, at: i64 },
+    Release {
+        /// The recipient.
+        address: EmailAddress,
+        /// The send to take back.
+        at: i64,
+    },
 }
 
 /// One atomic write. The store derives every uniqueness claim and index from the records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// A new channel, with its claims; `max_channels` is the per-user cap.
     Create {
+        /// The channel to write (version 0: the store writes 1).
         record: ChannelRecord,
+        /// Make it its user's primary.
         make_primary: bool,
+        /// `MAX_CHANNELS_PER_USER`.
         max_channels: u32,
     },
     /// Applies only if the stored version still equals `before.version`. `was_primary` is
     /// what was read with `before`.
     Update {
+        /// The channel as read.
         before: ChannelRecord,
+        /// The channel as it must be written.
         after: ChannelRecord,
+        /// What happens to the primary marker.
         primary: PrimaryChange,
+        /// Whether it was primary when read.
         was_primary: bool,
+        /// A change to the recipient's send log, in the same step.
         send_log: Option<SendLogChange>,
     },
     /// Removes the channel, its claims and its link index; only if unchanged since read.
     Delete {
+        /// The channel as read.
         before: ChannelRecord,
+        /// Whether it was primary when read.
         was_primary: bool,
     },
 }
@@ -86,12 +107,15 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedeemError {
     #[error("link refused: {0:?}")]
+    /// The rules refused the token.
     Refused(LinkRefusal),
     #[error(transparent)]
+    /// The store failed.
     Store(#[from] StoreError),
 }
 
 #[async_trait]
+/// The storage port: what the service needs of a store, nothing more.
 pub trait ChannelStore: Send + Sync {
     /// All channels of a user, in no particular order.
     async fn list(&self, user: &UserId) -> Result<Vec<StoredChannel>, StoreError>;
@@ -112,3 +136,6 @@ pub trait ChannelStore: Send + Sync {
     /// Send times of the last 24 h for an address, oldest first (to answer `retry-after`).
     async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError>;
 }
+
+#[cfg(any(test, feature = "memory-store"))]
+pub mod memory;
