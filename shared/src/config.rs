@@ -13,7 +13,6 @@ pub use crate::domain::secret::Secret;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// A Lambda function; `sends_mail` is true for the one function that needs `MAIL_FROM`.
-    /// A Lambda function; `sends_mail` is true for the one function that needs `MAIL_FROM`.
     Lambda {
         /// Whether this function sends mail.
         sends_mail: bool,
@@ -155,164 +154,35 @@ impl Config {
         profile: Profile,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let local = profile == Profile::Local;
-        let mut problems = Vec::new();
-        // Empty counts as unset, as SAM passes "" for an empty parameter.
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let get_or_local =
-            |name: &str, default: &str| get(name).or_else(|| local.then(|| default.to_owned()));
-
-        let mut number = |name: &str, default: u64, min: u64| -> u64 {
-            match get(name) {
-                None => default,
-                Some(raw) => match raw.trim().parse::<u64>() {
-                    Ok(n) if n >= min => n,
-                    _ => {
-                        problems.push(format!("{name} must be a whole number >= {min}"));
-                        default
-                    }
-                },
-            }
+        let mut r = Reader {
+            lookup,
+            local: profile == Profile::Local,
+            problems: Vec::new(),
         };
-        let defaults = Limits::default();
-        let limits = Limits {
-            code_ttl_seconds: number("CODE_TTL_SECONDS", defaults.code_ttl_seconds, 1),
-            link_ttl_seconds: number("LINK_TTL_SECONDS", defaults.link_ttl_seconds, 1),
-            max_code_attempts: clamp_u32(number(
-                "MAX_CODE_ATTEMPTS",
-                u64::from(defaults.max_code_attempts),
-                1,
-            )),
-            send_cooldown_seconds: number(
-                "SEND_COOLDOWN_SECONDS",
-                defaults.send_cooldown_seconds,
-                0,
-            ),
-            max_sends_per_day: clamp_u32(number(
-                "MAX_SENDS_PER_DAY",
-                u64::from(defaults.max_sends_per_day),
-                1,
-            )),
-            max_channels_per_user: clamp_u32(number(
-                "MAX_CHANNELS_PER_USER",
-                u64::from(defaults.max_channels_per_user),
-                1,
-            )),
-        };
-        let port = match get("PORT") {
-            None => 3000,
-            Some(raw) => raw.trim().parse::<u16>().unwrap_or_else(|_| {
-                problems.push("PORT must be a port number".into());
-                3000
-            }),
-        };
-
-        let verification_secret =
-            match get_or_local("VERIFICATION_SECRET", LOCAL_DEV_VERIFICATION_SECRET) {
-                Some(s) if s.len() >= 32 => Secret::new(s.into_bytes()),
-                Some(_) => {
-                    problems.push("VERIFICATION_SECRET must be at least 32 bytes".into());
-                    Secret::new(Vec::new())
-                }
-                None => {
-                    problems.push("VERIFICATION_SECRET is required".into());
-                    Secret::new(Vec::new())
-                }
-            };
-
-        let local_server_digest = sha256_hex(LOCAL_DEV_SERVER_KEY.as_bytes());
-        let mut server_key_digests = Vec::new();
-        if let Some(list) = get_or_local("SERVER_KEY_SHA256", &local_server_digest) {
-            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match hex::decode(item)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                {
-                    Some(digest) => server_key_digests.push(digest),
-                    None => problems.push(
-                        "SERVER_KEY_SHA256 must be comma-separated 64-digit hex SHA-256 digests"
-                            .into(),
-                    ),
-                }
-            }
-        }
-
-        let mut allowed_callback_urls = Vec::new();
-        if let Some(list) = get_or_local("ALLOWED_CALLBACK_URLS", LOCAL_DEV_CALLBACKS) {
-            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match OriginPattern::parse(item) {
-                    Ok(p) => allowed_callback_urls.push(p),
-                    Err(e) => problems.push(format!("ALLOWED_CALLBACK_URLS entry {item:?}: {e}")),
-                }
-            }
-        }
-
-        let jwks_url = get("JWT_JWKS_URL");
-        let jwks_ok =
-            |u: &String| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
-        if jwks_url.as_ref().is_some_and(|u| !jwks_ok(u)) {
-            problems.push("JWT_JWKS_URL must be an http(s) URL".into());
-        }
-        let jwt = JwtConfig {
-            jwks_url,
-            issuer: get("JWT_ISSUER"),
-            audience: get("JWT_AUDIENCE"),
-            hs256_secret: get_or_local("JWT_HS256_SECRET", LOCAL_DEV_JWT_SECRET)
-                .map(|s| Secret::new(s.into_bytes())),
-        };
-
-        // On Lambda the real adapters are the default; locally the embedded ones.
-        // A Lambda function always runs on DynamoDB and SES: the local adapters are not even
-        // linked into it, so asking for them is a configuration error, not a silent fallback.
-        for name in ["STORE", "MAILER", "DATA_DIR"] {
-            if !local && get(name).is_some() {
-                problems.push(format!("{name} is for the local server only"));
-            }
-        }
-        let store = match get("STORE").as_deref() {
-            _ if !local => StoreKind::DynamoDb,
-            None | Some("embedded") => StoreKind::Embedded,
-            Some("dynamodb") => StoreKind::DynamoDb,
-            Some(other) => {
-                problems.push(format!(
-                    "STORE must be 'embedded' or 'dynamodb', not {other:?}"
-                ));
-                StoreKind::Embedded
-            }
-        };
-        let mailer = match get("MAILER").as_deref() {
-            _ if !local => MailerKind::Ses,
-            None | Some("outbox") => MailerKind::Outbox,
-            Some("ses") => MailerKind::Ses,
-            Some(other) => {
-                problems.push(format!("MAILER must be 'outbox' or 'ses', not {other:?}"));
-                MailerKind::Outbox
-            }
-        };
-        let table_name = get("TABLE_NAME");
+        let limits = r.limits();
+        let port = r.port();
+        let verification_secret = r.verification_secret();
+        let server_key_digests = r.server_key_digests();
+        let allowed_callback_urls = r.callbacks();
+        let jwt = r.jwt();
+        let (store, mailer, data_dir) = r.adapters();
+        let table_name = r.get("TABLE_NAME");
         if store == StoreKind::DynamoDb && table_name.is_none() {
-            problems.push("TABLE_NAME is required".into());
+            r.problem("TABLE_NAME is required");
         }
-        let mail_from = get("MAIL_FROM");
-        let sends_mail = local || profile == (Profile::Lambda { sends_mail: true });
+        let mail_from = r.get("MAIL_FROM");
+        let sends_mail = r.local || profile == (Profile::Lambda { sends_mail: true });
         if mailer == MailerKind::Ses && sends_mail && mail_from.is_none() {
-            problems.push("MAIL_FROM is required".into());
+            r.problem("MAIL_FROM is required");
         }
-        let default_dir = if local {
-            ".local"
-        } else {
-            "/tmp/contact-channels"
-        };
-        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| default_dir.to_owned()));
-
-        if !problems.is_empty() {
-            return Err(ConfigError(problems));
+        if !r.problems.is_empty() {
+            return Err(ConfigError(r.problems));
         }
         Ok(Config {
             table_name,
             mail_from,
-            ses_configuration_set: get("SES_CONFIGURATION_SET"),
-            app_name: get("APP_NAME").unwrap_or_else(|| "your app".to_owned()),
+            ses_configuration_set: r.get("SES_CONFIGURATION_SET"),
+            app_name: r.get("APP_NAME").unwrap_or_else(|| "your app".to_owned()),
             jwt,
             server_key_digests,
             verification_secret,
@@ -323,6 +193,169 @@ impl Config {
             data_dir,
             port,
         })
+    }
+}
+
+/// Reads variables one group at a time, collecting every problem instead of stopping at the
+/// first.
+struct Reader<F> {
+    lookup: F,
+    local: bool,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    /// Empty counts as unset, as SAM passes "" for an empty parameter.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The variable, or locally its development default.
+    fn get_or_local(&self, name: &str, default: &str) -> Option<String> {
+        self.get(name)
+            .or_else(|| self.local.then(|| default.to_owned()))
+    }
+
+    fn problem(&mut self, problem: impl Into<String>) {
+        self.problems.push(problem.into());
+    }
+
+    fn number(&mut self, name: &str, default: u64, min: u64) -> u64 {
+        match self.get(name).map(|raw| raw.trim().parse::<u64>()) {
+            None => default,
+            Some(Ok(n)) if n >= min => n,
+            Some(_) => {
+                self.problem(format!("{name} must be a whole number >= {min}"));
+                default
+            }
+        }
+    }
+
+    fn small_number(&mut self, name: &str, default: u32, min: u64) -> u32 {
+        clamp_u32(self.number(name, u64::from(default), min))
+    }
+
+    fn limits(&mut self) -> Limits {
+        let d = Limits::default();
+        Limits {
+            code_ttl_seconds: self.number("CODE_TTL_SECONDS", d.code_ttl_seconds, 1),
+            link_ttl_seconds: self.number("LINK_TTL_SECONDS", d.link_ttl_seconds, 1),
+            max_code_attempts: self.small_number("MAX_CODE_ATTEMPTS", d.max_code_attempts, 1),
+            send_cooldown_seconds: self.number("SEND_COOLDOWN_SECONDS", d.send_cooldown_seconds, 0),
+            max_sends_per_day: self.small_number("MAX_SENDS_PER_DAY", d.max_sends_per_day, 1),
+            max_channels_per_user: self.small_number(
+                "MAX_CHANNELS_PER_USER",
+                d.max_channels_per_user,
+                1,
+            ),
+        }
+    }
+
+    fn port(&mut self) -> u16 {
+        match self.get("PORT").map(|raw| raw.trim().parse::<u16>()) {
+            None => 3000,
+            Some(Ok(port)) => port,
+            Some(Err(_)) => {
+                self.problem("PORT must be a port number");
+                3000
+            }
+        }
+    }
+
+    fn verification_secret(&mut self) -> Secret {
+        match self.get_or_local("VERIFICATION_SECRET", LOCAL_DEV_VERIFICATION_SECRET) {
+            Some(s) if s.len() >= 32 => return Secret::new(s.into_bytes()),
+            Some(_) => self.problem("VERIFICATION_SECRET must be at least 32 bytes"),
+            None => self.problem("VERIFICATION_SECRET is required"),
+        }
+        Secret::new(Vec::new())
+    }
+
+    /// The non-empty items of a comma-separated variable.
+    fn list(&self, name: &str, default: &str) -> Vec<String> {
+        let raw = self.get_or_local(name, default).unwrap_or_default();
+        let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+        items.map(str::to_owned).collect()
+    }
+
+    fn server_key_digests(&mut self) -> Vec<[u8; 32]> {
+        let local_digest = sha256_hex(LOCAL_DEV_SERVER_KEY.as_bytes());
+        let mut digests = Vec::new();
+        for item in self.list("SERVER_KEY_SHA256", &local_digest) {
+            match hex::decode(item)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            {
+                Some(digest) => digests.push(digest),
+                None => self.problem(
+                    "SERVER_KEY_SHA256 must be comma-separated 64-digit hex SHA-256 digests",
+                ),
+            }
+        }
+        digests
+    }
+
+    fn callbacks(&mut self) -> Vec<OriginPattern> {
+        let mut patterns = Vec::new();
+        for item in self.list("ALLOWED_CALLBACK_URLS", LOCAL_DEV_CALLBACKS) {
+            match OriginPattern::parse(&item) {
+                Ok(p) => patterns.push(p),
+                Err(e) => self.problem(format!("ALLOWED_CALLBACK_URLS entry {item:?}: {e}")),
+            }
+        }
+        patterns
+    }
+
+    fn jwt(&mut self) -> JwtConfig {
+        let jwks_url = self.get("JWT_JWKS_URL");
+        let http =
+            |u: &String| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
+        if jwks_url.as_ref().is_some_and(|u| !http(u)) {
+            self.problem("JWT_JWKS_URL must be an http(s) URL");
+        }
+        JwtConfig {
+            jwks_url,
+            issuer: self.get("JWT_ISSUER"),
+            audience: self.get("JWT_AUDIENCE"),
+            hs256_secret: self
+                .get_or_local("JWT_HS256_SECRET", LOCAL_DEV_JWT_SECRET)
+                .map(|s| Secret::new(s.into_bytes())),
+        }
+    }
+
+    /// Store, mailer and data directory. On Lambda the real adapters are the only ones: the
+    /// local ones are not even linked into a function, so asking for them is a configuration
+    /// error, not a silent fallback.
+    fn adapters(&mut self) -> (StoreKind, MailerKind, PathBuf) {
+        if !self.local {
+            for name in ["STORE", "MAILER", "DATA_DIR"] {
+                if self.get(name).is_some() {
+                    self.problem(format!("{name} is for the local server only"));
+                }
+            }
+            let dir = PathBuf::from("/tmp/contact-channels");
+            return (StoreKind::DynamoDb, MailerKind::Ses, dir);
+        }
+        let store = match self.get("STORE").as_deref() {
+            None | Some("embedded") => StoreKind::Embedded,
+            Some("dynamodb") => StoreKind::DynamoDb,
+            Some(other) => {
+                self.problem(format!(
+                    "STORE must be 'embedded' or 'dynamodb', not {other:?}"
+                ));
+                StoreKind::Embedded
+            }
+        };
+        let mailer = match self.get("MAILER").as_deref() {
+            None | Some("outbox") => MailerKind::Outbox,
+            Some("ses") => MailerKind::Ses,
+            Some(other) => {
+                self.problem(format!("MAILER must be 'outbox' or 'ses', not {other:?}"));
+                MailerKind::Outbox
+            }
+        };
+        let dir = PathBuf::from(self.get("DATA_DIR").unwrap_or_else(|| ".local".to_owned()));
+        (store, mailer, dir)
     }
 }
 

@@ -266,6 +266,62 @@ pub async fn one_primary_per_user(store: Store) {
     assert!(primaries(store.list(&user("alice")).await.unwrap()).is_empty());
 }
 
+/// A write that read the primary marker must not apply once the marker moved, whichever way.
+pub async fn a_moved_primary_marker_makes_the_write_stale(store: Store) {
+    let a = create(&store, &record("alice", "a@example.com", false), true)
+        .await
+        .unwrap();
+    let b = create(&store, &record("alice", "b@example.com", false), false)
+        .await
+        .unwrap();
+    // Read while `a` was primary; then `b` becomes primary (a's version does not change).
+    let b = update(&store, &b, b.clone(), PrimaryChange::Set)
+        .await
+        .unwrap();
+    let stale_delete = Change::Delete {
+        before: a.clone(),
+        was_primary: true,
+    };
+    assert_eq!(store.apply(stale_delete).await, Err(WriteError::Stale));
+    let stale_clear = Change::Update {
+        before: a.clone(),
+        after: a.clone(),
+        primary: PrimaryChange::Clear,
+        was_primary: true,
+        send_log: None,
+    };
+    assert_eq!(store.apply(stale_clear).await, Err(WriteError::Stale));
+    let stale_delete = Change::Delete {
+        before: b.clone(),
+        was_primary: false,
+    };
+    assert_eq!(store.apply(stale_delete).await, Err(WriteError::Stale));
+    // Nothing was written: both channels exist, `b` is still the primary.
+    let listed = store.list(&user("alice")).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|c| c.is_primary == (c.record.id == b.id)));
+    // Read again, the same deletes go through.
+    delete(&store, &a).await.unwrap();
+    delete(&store, &b).await.unwrap();
+    assert!(store.list(&user("alice")).await.unwrap().is_empty());
+}
+
+pub async fn a_channel_created_with_a_link_is_indexed(store: Store) {
+    let now = now_millis();
+    let mut r = record("alice", "a@example.com", false);
+    r.verification = Some(link(7, now + 60_000));
+    let r = create(&store, &r, false).await.unwrap();
+    let digest = Digest::from_bytes([7; 32]);
+    assert_eq!(
+        store.find_link(&digest).await.unwrap(),
+        Some((r.user_id.clone(), r.id))
+    );
+    store.redeem_link(&digest, now).await.unwrap();
+    let got = store.get(&r.user_id, r.id).await.unwrap().unwrap().record;
+    assert!(got.is_verified);
+    assert_eq!(got.version, 2);
+}
+
 pub async fn links_are_indexed_replaced_and_removed(store: Store) {
     let now = now_millis();
     let r = create(&store, &record("alice", "a@example.com", false), false)
@@ -506,6 +562,8 @@ macro_rules! conformance_suite {
                 a_stale_version_writes_nothing,
                 value_and_auth_claims_follow_updates_and_deletes,
                 one_primary_per_user,
+                a_moved_primary_marker_makes_the_write_stale,
+                a_channel_created_with_a_link_is_indexed,
                 links_are_indexed_replaced_and_removed,
                 redeeming_a_link_verifies_once_and_expiry_is_checked_on_read,
                 the_send_log_admits_up_to_the_cap_and_releases,

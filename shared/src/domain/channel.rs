@@ -28,11 +28,7 @@ impl Digest {
     }
 }
 
-impl std::fmt::Debug for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Digest([redacted])")
-    }
-}
+redacted_debug!(Digest);
 
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -121,6 +117,15 @@ impl VerificationStatus {
 }
 
 impl ChannelRecord {
+    /// The hex digest of the channel's link (outstanding or used), by which the link index
+    /// finds it; None when its last verification was a code, or there was none.
+    pub fn link_digest_hex(&self) -> Option<String> {
+        self.verification
+            .as_ref()
+            .filter(|v| v.strategy == Strategy::EmailLink)
+            .map(|v| v.digest.to_hex())
+    }
+
     /// The status at `now`; a code with `max_attempts` wrong guesses is burned (`failed`).
     pub fn status(&self, now: i64, max_attempts: u32) -> VerificationStatus {
         if self.is_verified {

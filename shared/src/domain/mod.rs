@@ -3,6 +3,18 @@
 
 use std::fmt;
 
+/// `Debug` that names the type and never its content: for secrets, codes and their digests,
+/// so that no `{:?}` anywhere can put one in a log.
+macro_rules! redacted_debug {
+    ($($type:ident),+) => {$(
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($type), "([redacted])"))
+            }
+        }
+    )+};
+}
+
 pub mod callback;
 pub mod channel;
 pub mod secret;
@@ -273,6 +285,21 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_codes_and_digests_never_show_in_debug() {
+        let code = secret::VerificationCode::parse("123456").unwrap();
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            secret::Secret::new("hunter2"),
+            code,
+            channel::Digest::from_bytes([0xab; 32])
+        );
+        assert_eq!(
+            shown,
+            "Secret([redacted]) VerificationCode([redacted]) Digest([redacted])"
+        );
+    }
 
     #[test]
     fn email_is_trimmed_and_lower_cased() {

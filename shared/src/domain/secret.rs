@@ -24,11 +24,7 @@ impl Secret {
     }
 }
 
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
+redacted_debug!(Secret, VerificationCode);
 
 /// A 6-digit code as a user types it; the only way to get one is to parse six ASCII digits.
 #[derive(Clone, PartialEq, Eq)]
@@ -58,12 +54,6 @@ impl VerificationCode {
     /// The digits, for the mail and the hash only.
     pub fn expose(&self) -> &str {
         &self.0
-    }
-}
-
-impl std::fmt::Debug for VerificationCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerificationCode([redacted])")
     }
 }
 

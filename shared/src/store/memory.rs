@@ -1,33 +1,111 @@
 //! An in-memory `ChannelStore` for unit tests of the service (and of anything built on it):
-//! one mutex over plain maps, so every `Change` is applied atomically. It keeps the same
-//! claims and indexes as the real stores and runs the same conformance suite.
+//! one mutex over plain maps, so every `Change` is one atomic step of [`super::kv`], the same
+//! code the embedded store runs. It passes the same conformance suite as the real stores.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{
-    Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, StoreError, WriteError,
-};
+use super::kv::{self, ChannelKey, KvTables, UserMeta};
+use super::{Change, ChannelStore, RedeemError, StoreError, WriteError};
 use crate::domain::channel::{ChannelRecord, Digest, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId};
-use crate::rules::send_limits::{admit_send, release_send};
-use crate::rules::verification::{LinkRefusal, check_link, redeemed};
 
 #[derive(Default)]
 struct Tables {
-    channels: HashMap<(UserId, ChannelId), ChannelRecord>,
-    /// Invariant 1: (user, value) → channel.
+    channels: HashMap<ChannelKey, ChannelRecord>,
     user_values: HashMap<(UserId, EmailAddress), ChannelId>,
-    /// Invariant 2: value → (user, channel) of the channel used for auth.
-    auth_values: HashMap<EmailAddress, (UserId, ChannelId)>,
-    /// Invariants 3 and 7: each user's channel count and primary.
-    users: HashMap<UserId, (u32, Option<ChannelId>)>,
-    /// Hex digest of a link token → its channel.
-    links: HashMap<String, (UserId, ChannelId)>,
-    /// Address → send times of the last 24 h.
+    auth_values: HashMap<EmailAddress, ChannelKey>,
+    users: HashMap<UserId, UserMeta>,
+    links: HashMap<String, ChannelKey>,
     send_logs: HashMap<EmailAddress, Vec<i64>>,
+}
+
+/// Sets `key` to `value`, or removes it for `None`.
+fn set<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: Option<V>) {
+    match value {
+        Some(value) => map.insert(key, value),
+        None => map.remove(&key),
+    };
+}
+
+impl KvTables for Tables {
+    fn channel(&self, user: &UserId, id: ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        Ok(self.channels.get(&(user.clone(), id)).cloned())
+    }
+    fn put_channel(&mut self, record: &ChannelRecord) -> Result<(), StoreError> {
+        let key = (record.user_id.clone(), record.id);
+        self.channels.insert(key, record.clone());
+        Ok(())
+    }
+    fn remove_channel(&mut self, user: &UserId, id: ChannelId) -> Result<(), StoreError> {
+        self.channels.remove(&(user.clone(), id));
+        Ok(())
+    }
+    fn value_claim(
+        &self,
+        user: &UserId,
+        value: &EmailAddress,
+    ) -> Result<Option<ChannelId>, StoreError> {
+        Ok(self
+            .user_values
+            .get(&(user.clone(), value.clone()))
+            .copied())
+    }
+    fn set_value_claim(
+        &mut self,
+        user: &UserId,
+        value: &EmailAddress,
+        holder: Option<ChannelId>,
+    ) -> Result<(), StoreError> {
+        set(&mut self.user_values, (user.clone(), value.clone()), holder);
+        Ok(())
+    }
+    fn auth_claim(&self, value: &EmailAddress) -> Result<Option<ChannelKey>, StoreError> {
+        Ok(self.auth_values.get(value).cloned())
+    }
+    fn set_auth_claim(
+        &mut self,
+        value: &EmailAddress,
+        holder: Option<&ChannelKey>,
+    ) -> Result<(), StoreError> {
+        set(&mut self.auth_values, value.clone(), holder.cloned());
+        Ok(())
+    }
+    fn user_meta(&self, user: &UserId) -> Result<UserMeta, StoreError> {
+        Ok(self.users.get(user).cloned().unwrap_or_default())
+    }
+    fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
+        self.users.insert(user.clone(), meta.clone());
+        Ok(())
+    }
+    fn link(&self, digest_hex: &str) -> Result<Option<ChannelKey>, StoreError> {
+        Ok(self.links.get(digest_hex).cloned())
+    }
+    fn set_link(
+        &mut self,
+        digest_hex: &str,
+        holder: Option<&ChannelKey>,
+    ) -> Result<(), StoreError> {
+        set(&mut self.links, digest_hex.to_owned(), holder.cloned());
+        Ok(())
+    }
+    fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError> {
+        Ok(self.send_logs.get(address).cloned().unwrap_or_default())
+    }
+    fn set_send_log(&mut self, address: &EmailAddress, log: &[i64]) -> Result<(), StoreError> {
+        self.send_logs.insert(address.clone(), log.to_vec());
+        Ok(())
+    }
+}
+
+impl Tables {
+    fn stored(&self, record: ChannelRecord) -> StoredChannel {
+        let primary = self.users.get(&record.user_id).and_then(|m| m.primary);
+        let is_primary = primary == Some(record.id);
+        StoredChannel { record, is_primary }
+    }
 }
 
 /// The in-memory store.
@@ -42,166 +120,10 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Tables>, StoreError> {
         self.tables
             .lock()
-            .map_err(|_| StoreError("memory store poisoned".into()))
-    }
-}
-
-fn link_of(record: Option<&ChannelRecord>) -> Option<String> {
-    record
-        .and_then(|r| r.verification.as_ref())
-        .filter(|v| v.strategy == crate::domain::Strategy::EmailLink)
-        .map(|v| v.digest.to_hex())
-}
-
-impl Tables {
-    fn stored(&self, record: ChannelRecord) -> StoredChannel {
-        let is_primary = self.users.get(&record.user_id).and_then(|u| u.1) == Some(record.id);
-        StoredChannel { record, is_primary }
-    }
-
-    /// Checks every condition of `change` first, then writes: nothing is half-applied.
-    fn apply(&mut self, change: Change) -> Result<Option<StoredChannel>, WriteError> {
-        let (before, after, primary, send_log) = match change {
-            Change::Create {
-                record,
-                make_primary,
-                max_channels,
-            } => {
-                let user = &record.user_id;
-                if self
-                    .user_values
-                    .contains_key(&(user.clone(), record.value.clone()))
-                {
-                    return Err(WriteError::ValueExists);
-                }
-                if record.used_for_auth && self.auth_values.contains_key(&record.value) {
-                    return Err(WriteError::AuthTaken);
-                }
-                if self.users.get(user).map_or(0, |u| u.0) >= max_channels {
-                    return Err(WriteError::TooMany);
-                }
-                let primary = if make_primary {
-                    PrimaryChange::Set
-                } else {
-                    PrimaryChange::Keep
-                };
-                (None, Some(record), primary, None)
-            }
-            Change::Update {
-                before,
-                after,
-                primary,
-                send_log,
-                ..
-            } => (Some(before), Some(after), primary, send_log),
-            Change::Delete { before, .. } => (Some(before), None, PrimaryChange::Clear, None),
-        };
-        let Some(subject) = after.as_ref().or(before.as_ref()) else {
-            return Err(WriteError::Stale);
-        };
-        let key = (subject.user_id.clone(), subject.id);
-        if let Some(before) = &before {
-            match self.channels.get(&key) {
-                Some(current) if current.version == before.version => {}
-                _ => return Err(WriteError::Stale),
-            }
-        }
-        let value_of = |r: &Option<ChannelRecord>| r.as_ref().map(|r| r.value.clone());
-        let (old_value, new_value) = (value_of(&before), value_of(&after));
-        if before.is_some()
-            && old_value != new_value
-            && let Some(new) = &new_value
-            && self.user_values.contains_key(&(key.0.clone(), new.clone()))
-        {
-            return Err(WriteError::ValueExists);
-        }
-        let auth_of = |r: &Option<ChannelRecord>| {
-            r.as_ref()
-                .filter(|r| r.used_for_auth)
-                .map(|r| r.value.clone())
-        };
-        let (old_auth, new_auth) = (auth_of(&before), auth_of(&after));
-        if old_auth != new_auth
-            && let Some(new) = &new_auth
-            && self
-                .auth_values
-                .get(new)
-                .is_some_and(|holder| *holder != key)
-        {
-            return Err(WriteError::AuthTaken);
-        }
-        let next_log = match &send_log {
-            Some(SendLogChange::Admit { address, at, cap }) => {
-                let log = self.send_logs.get(address).cloned().unwrap_or_default();
-                Some((
-                    address.clone(),
-                    admit_send(&log, *at, *cap).map_err(WriteError::DailyCap)?,
-                ))
-            }
-            Some(SendLogChange::Release { address, at }) => {
-                let log = self.send_logs.get(address).cloned().unwrap_or_default();
-                Some((address.clone(), release_send(&log, *at)))
-            }
-            None => None,
-        };
-
-        // Every condition holds: write.
-        if old_value != new_value {
-            if let Some(old) = old_value {
-                self.user_values.remove(&(key.0.clone(), old));
-            }
-            if let Some(new) = new_value {
-                self.user_values.insert((key.0.clone(), new), key.1);
-            }
-        }
-        if old_auth != new_auth {
-            if let Some(old) = old_auth
-                && self.auth_values.get(&old) == Some(&key)
-            {
-                self.auth_values.remove(&old);
-            }
-            if let Some(new) = new_auth {
-                self.auth_values.insert(new, key.clone());
-            }
-        }
-        let user = self.users.entry(key.0.clone()).or_default();
-        match (&before, &after) {
-            (None, Some(_)) => user.0 += 1,
-            (Some(_), None) => user.0 = user.0.saturating_sub(1),
-            _ => {}
-        }
-        match primary {
-            PrimaryChange::Keep => {}
-            PrimaryChange::Set => user.1 = Some(key.1),
-            PrimaryChange::Clear if user.1 == Some(key.1) => user.1 = None,
-            PrimaryChange::Clear => {}
-        }
-        let (old_link, new_link) = (link_of(before.as_ref()), link_of(after.as_ref()));
-        if old_link != new_link {
-            if let Some(old) = old_link {
-                self.links.remove(&old);
-            }
-            if let Some(new) = new_link {
-                self.links.insert(new, key.clone());
-            }
-        }
-        if let Some((address, log)) = next_log {
-            self.send_logs.insert(address, log);
-        }
-        match after {
-            Some(mut record) => {
-                record.version = before.map_or(1, |b| b.version + 1);
-                self.channels.insert(key, record.clone());
-                Ok(Some(self.stored(record)))
-            }
-            None => {
-                self.channels.remove(&key);
-                Ok(None)
-            }
-        }
+            .map_err(|_| StoreError::new("memory store poisoned"))
     }
 }
 
@@ -209,13 +131,8 @@ impl Tables {
 impl ChannelStore for MemoryStore {
     async fn list(&self, user: &UserId) -> Result<Vec<StoredChannel>, StoreError> {
         let tables = self.lock()?;
-        let records: Vec<ChannelRecord> = tables
-            .channels
-            .iter()
-            .filter(|((u, _), _)| u == user)
-            .map(|(_, r)| r.clone())
-            .collect();
-        Ok(records.into_iter().map(|r| tables.stored(r)).collect())
+        let mine = tables.channels.iter().filter(|((u, _), _)| u == user);
+        Ok(mine.map(|(_, r)| tables.stored(r.clone())).collect())
     }
 
     async fn get(&self, user: &UserId, id: ChannelId) -> Result<Option<StoredChannel>, StoreError> {
@@ -225,43 +142,18 @@ impl ChannelStore for MemoryStore {
     }
 
     async fn apply(&self, change: Change) -> Result<Option<StoredChannel>, WriteError> {
-        self.lock()?.apply(change)
+        kv::apply(&mut *self.lock()?, &change)
     }
 
     async fn find_link(&self, digest: &Digest) -> Result<Option<(UserId, ChannelId)>, StoreError> {
-        Ok(self.lock()?.links.get(&digest.to_hex()).cloned())
+        self.lock()?.link(&digest.to_hex())
     }
 
     async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError> {
-        let mut tables = self.lock()?;
-        let record = tables
-            .links
-            .get(&digest.to_hex())
-            .and_then(|key| tables.channels.get(key))
-            .cloned();
-        check_link(record.as_ref(), digest, now).map_err(RedeemError::Refused)?;
-        let Some(before) = record else {
-            return Err(RedeemError::Refused(LinkRefusal::NotFound));
-        };
-        let change = Change::Update {
-            after: redeemed(&before),
-            before,
-            primary: PrimaryChange::Keep,
-            was_primary: false,
-            send_log: None,
-        };
-        tables
-            .apply(change)
-            .map(|_| ())
-            .map_err(|e| RedeemError::Store(StoreError(e.to_string())))
+        kv::redeem_link(&mut *self.lock()?, digest, now)
     }
 
     async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError> {
-        Ok(self
-            .lock()?
-            .send_logs
-            .get(address)
-            .cloned()
-            .unwrap_or_default())
+        self.lock()?.send_log(address)
     }
 }

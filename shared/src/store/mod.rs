@@ -13,6 +13,13 @@ use crate::rules::verification::LinkRefusal;
 #[error("store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+impl StoreError {
+    /// A store failure described by `cause` (an I/O, SDK or decoding error).
+    pub fn new(cause: impl std::fmt::Display) -> Self {
+        StoreError(cause.to_string())
+    }
+}
+
 /// Why a change was not applied. Nothing of it was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
@@ -114,6 +121,17 @@ pub enum RedeemError {
     Store(#[from] StoreError),
 }
 
+impl From<WriteError> for RedeemError {
+    /// Redeeming writes a change that the link check already allowed, so any refusal of that
+    /// write (a concurrent change) is a store failure, not an answer about the link.
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(e) => RedeemError::Store(e),
+            other => RedeemError::Store(StoreError::new(other)),
+        }
+    }
+}
+
 #[async_trait]
 /// The storage port: what the service needs of a store, nothing more.
 pub trait ChannelStore: Send + Sync {
@@ -137,5 +155,7 @@ pub trait ChannelStore: Send + Sync {
     async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError>;
 }
 
+pub mod effects;
+pub mod kv;
 #[cfg(any(test, feature = "memory-store"))]
 pub mod memory;
