@@ -204,7 +204,7 @@ impl From<WriteError> for ApiError {
             WriteError::ValueExists => ApiError::ChannelAlreadyExists(None),
             WriteError::AuthTaken => ApiError::UsedForAuthBySomeoneElse,
             WriteError::TooMany => ApiError::TooManyChannels,
-            WriteError::DailyCap(wait) => ApiError::RateLimited(wait),
+            WriteError::SendLimited(wait) => ApiError::RateLimited(wait),
             WriteError::Store(e) => e.into(),
             WriteError::Stale => {
                 tracing::error!("write kept losing races; gave up");

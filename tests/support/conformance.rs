@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use contact_channels::domain::channel::{ChannelRecord, Digest, Verification};
 use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId, now_millis};
-use contact_channels::rules::send_limits::DAY_MILLIS;
+use contact_channels::rules::send_limits::{DAY_MILLIS, SendLimits};
 use contact_channels::rules::verification::LinkRefusal;
 use contact_channels::store::{
     Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, WriteError,
@@ -416,7 +416,10 @@ pub async fn the_send_log_admits_up_to_the_cap_and_releases(store: Store) {
     let admit = |at: i64| SendLogChange::Admit {
         address: address.clone(),
         at,
-        cap: 3,
+        limits: SendLimits {
+            cap: 3,
+            cooldown_millis: 0,
+        },
     };
     for i in 0..3 {
         current = log_send(&store, &current, admit(now + i)).await.unwrap();
@@ -426,7 +429,7 @@ pub async fn the_send_log_admits_up_to_the_cap_and_releases(store: Store) {
         vec![now, now + 1, now + 2]
     );
     match log_send(&store, &current, admit(now + 10)).await {
-        Err(WriteError::DailyCap(wait)) => assert!((86_390..=86_400).contains(&wait), "{wait}"),
+        Err(WriteError::SendLimited(wait)) => assert!((86_390..=86_400).contains(&wait), "{wait}"),
         other => panic!("expected the daily cap, got {other:?}"),
     }
     // Refused: nothing written, not even the channel's version.
@@ -449,6 +452,46 @@ pub async fn the_send_log_admits_up_to_the_cap_and_releases(store: Store) {
         current = log_send(&store, &current, admit(at)).await.unwrap();
     }
     assert_eq!(store.send_log(&address).await.unwrap(), vec![later]);
+}
+
+/// The cooldown protects the address: a send to it from another user's channel waits too, and
+/// a released send no longer counts.
+pub async fn the_cooldown_holds_per_address_across_users(store: Store) {
+    let now = now_millis();
+    let alice = create(&store, &record("alice", "shared@example.com", false), false)
+        .await
+        .unwrap();
+    let bob = create(&store, &record("bob", "shared@example.com", false), false)
+        .await
+        .unwrap();
+    let admit = |at: i64| SendLogChange::Admit {
+        address: alice.value.clone(),
+        at,
+        limits: SendLimits {
+            cap: 10,
+            cooldown_millis: 30_000,
+        },
+    };
+    let alice = log_send(&store, &alice, admit(now)).await.unwrap();
+    assert_eq!(
+        log_send(&store, &bob, admit(now + 1_000)).await,
+        Err(WriteError::SendLimited(29))
+    );
+    let release = SendLogChange::Release {
+        address: alice.value.clone(),
+        at: now,
+    };
+    log_send(&store, &alice, release).await.unwrap();
+    let bob = log_send(&store, &bob, admit(now + 2_000)).await.unwrap();
+    assert_eq!(
+        log_send(&store, &bob, admit(now + 31_000)).await,
+        Err(WriteError::SendLimited(1))
+    );
+    log_send(&store, &bob, admit(now + 32_000)).await.unwrap();
+    assert_eq!(
+        store.send_log(&bob.value).await.unwrap(),
+        vec![now + 2_000, now + 32_000]
+    );
 }
 
 pub async fn racing_creates_of_one_auth_value_admit_exactly_one(store: Store) {
@@ -567,6 +610,7 @@ macro_rules! conformance_suite {
                 links_are_indexed_replaced_and_removed,
                 redeeming_a_link_verifies_once_and_expiry_is_checked_on_read,
                 the_send_log_admits_up_to_the_cap_and_releases,
+                the_cooldown_holds_per_address_across_users,
                 racing_creates_of_one_auth_value_admit_exactly_one,
                 racing_primary_switches_leave_one_primary,
                 racing_writes_against_one_version_let_exactly_one_through

@@ -1,14 +1,16 @@
-//! The per-address send log (the daily cap) inside a change's transaction. Admitting a send
-//! is first tried as a blind append guarded by the log's size, which is right whenever the
-//! log is not full; only a full log is read back (from the cancellation) and replaced exactly,
-//! after pruning entries older than 24 h with the shared rule.
+//! The per-address send log (cooldown and daily cap) inside a change's transaction. Admitting
+//! a send is first tried as a blind append guarded by the log's size and by `last` (the time
+//! of the latest send, kept beside the list because a condition cannot read a list's last
+//! element), which is right whenever neither limit applies; otherwise the log comes back with
+//! the cancellation and the shared rule decides: the wait, or (a full log of entries older
+//! than 24 h) an exact replace of the pruned log.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use contact_channels::domain::EmailAddress;
-use contact_channels::rules::send_limits::{DAY_MILLIS, admit_send, release_send};
+use contact_channels::rules::send_limits::{DAY_MILLIS, SendLimits, admit_send, release_send};
 use contact_channels::store::{SendLogChange, StoreError, WriteError};
 
 use super::DynamoStore;
@@ -18,11 +20,12 @@ use super::tx::{Condition, Role, Tx};
 
 /// How the send-log item is written.
 pub(super) enum SendsWrite {
-    /// Append `at` if fewer than `cap` sends are logged.
+    /// Append `at` if fewer than `limits.cap` sends are logged and the last is older than
+    /// the cooldown.
     Append {
         address: EmailAddress,
         at: i64,
-        cap: u32,
+        limits: SendLimits,
     },
     /// Replace the log `old` (absent if `!existed`) by `new`, if it is still `old`.
     Replace {
@@ -37,10 +40,14 @@ impl SendsWrite {
     /// The first attempt for `change`; a release reads the log (the refused-mail path only).
     pub async fn first(change: &SendLogChange, store: &DynamoStore) -> Result<Self, StoreError> {
         Ok(match change {
-            SendLogChange::Admit { address, at, cap } => SendsWrite::Append {
+            SendLogChange::Admit {
+                address,
+                at,
+                limits,
+            } => SendsWrite::Append {
                 address: address.clone(),
                 at: *at,
-                cap: *cap,
+                limits: *limits,
             },
             SendLogChange::Release { address, at } => {
                 let item = store.read_sends(address).await?;
@@ -58,12 +65,17 @@ impl SendsWrite {
     /// The next attempt after the log's condition failed with `item` as the log was: prune
     /// and admit exactly, or refuse with the wait when the cap is really reached.
     pub fn after_full(&self, item: Item) -> Result<Self, WriteError> {
-        let SendsWrite::Append { address, at, cap } = self else {
+        let SendsWrite::Append {
+            address,
+            at,
+            limits,
+        } = self
+        else {
             // An exact replace failed: the log changed under us.
             return Err(WriteError::Stale);
         };
         let old = sends_of(Some(&item));
-        let new = admit_send(&old, *at, *cap).map_err(WriteError::DailyCap)?;
+        let new = admit_send(&old, *at, *limits).map_err(WriteError::SendLimited)?;
         Ok(SendsWrite::Replace {
             address: address.clone(),
             old,
@@ -74,20 +86,28 @@ impl SendsWrite {
 
     /// Adds the log's item to `tx`; its `ttl` is a day after the last send.
     pub fn push(&self, tx: &mut Tx) -> Result<(), StoreError> {
-        let names: &[(&str, &str)] = &[("#sends", "sends"), ("#ttl", "ttl")];
+        let names: &[(&str, &str)] = &[("#sends", "sends"), ("#ttl", "ttl"), ("#last", "last")];
         match self {
-            SendsWrite::Append { address, at, cap } => {
+            SendsWrite::Append {
+                address,
+                at,
+                limits,
+            } => {
                 let values = HashMap::from([
                     (":now".to_owned(), AttributeValue::L(vec![n(*at)])),
+                    (":at".to_owned(), n(*at)),
                     (":empty".to_owned(), AttributeValue::L(vec![])),
-                    (":cap".to_owned(), n(*cap)),
+                    (":cap".to_owned(), n(limits.cap)),
+                    (":since".to_owned(), n(at - limits.cooldown_millis)),
                     (":ttl".to_owned(), n((at + DAY_MILLIS) / 1000)),
                 ]);
-                let condition = "attribute_not_exists(#sends) OR size(#sends) < :cap";
+                let condition = "(attribute_not_exists(#sends) OR size(#sends) < :cap) \
+                    AND (attribute_not_exists(#last) OR #last <= :since)";
                 tx.update(
                     Role::Sends,
                     sends_key(address),
-                    "SET #sends = list_append(if_not_exists(#sends, :empty), :now), #ttl = :ttl",
+                    "SET #sends = list_append(if_not_exists(#sends, :empty), :now), \
+                     #last = :at, #ttl = :ttl",
                     Condition::new(condition, names, values),
                 )
             }
@@ -97,9 +117,11 @@ impl SendsWrite {
                 new,
                 existed,
             } => {
+                // A release may empty the log; `last` is then 0: no send to wait for.
                 let last = new.iter().max().copied().unwrap_or(0);
                 let mut values = HashMap::from([
                     (":new".to_owned(), sends_list(new)),
+                    (":last".to_owned(), n(last)),
                     (":ttl".to_owned(), n((last + DAY_MILLIS) / 1000)),
                 ]);
                 let condition = if *existed {
@@ -111,7 +133,7 @@ impl SendsWrite {
                 tx.update(
                     Role::Sends,
                     sends_key(address),
-                    "SET #sends = :new, #ttl = :ttl",
+                    "SET #sends = :new, #last = :last, #ttl = :ttl",
                     Condition::new(condition, names, values),
                 )
             }

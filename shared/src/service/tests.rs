@@ -217,6 +217,39 @@ async fn a_second_send_within_the_cooldown_is_rate_limited() {
     }
 }
 
+/// The cooldown protects the address: changing the value away and back does not skip it.
+#[tokio::test]
+async fn changing_the_value_away_and_back_does_not_skip_the_cooldown() {
+    let (s, mail) = service(&[("SEND_COOLDOWN_SECONDS", "30")]);
+    let c = s.create(&alice(), create("v1@example.com")).await.unwrap();
+    let set_value = |value: &str| UpdateChannel {
+        value: Some(EmailAddress::parse(value).unwrap()),
+        used_for_auth: None,
+        is_primary: None,
+        is_verified: None,
+    };
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    s.update(&alice(), at(&c), set_value("v2@example.com"))
+        .await
+        .unwrap();
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    s.update(&alice(), at(&c), set_value("v1@example.com"))
+        .await
+        .unwrap();
+    match s.send_verification(&alice(), at(&c), CODE).await {
+        Err(ApiError::RateLimited(wait)) => assert!((1..=30).contains(&wait)),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    let recipients: Vec<String> = mail
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| m.to.to_string())
+        .collect();
+    assert_eq!(recipients, ["v1@example.com", "v2@example.com"]);
+}
+
 #[tokio::test]
 async fn a_link_verifies_once_and_checks_without_being_used_up() {
     let (s, mail) = service(&[]);

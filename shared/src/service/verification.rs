@@ -9,7 +9,7 @@ use crate::domain::secret::{VerificationCode, generate_link_token};
 use crate::domain::{Strategy, now_millis};
 use crate::error::{Action, ApiError};
 use crate::mail::{Mail, MailKind, compose};
-use crate::rules::send_limits::{ceil_seconds, daily_wait};
+use crate::rules::send_limits::SendLimits;
 use crate::rules::verification::{check_link, redeemed};
 use crate::store::{Change, PrimaryChange, RedeemError, SendLogChange, WriteError};
 
@@ -74,7 +74,6 @@ impl Service {
             return Err(ApiError::RedirectUrlNotWhitelisted);
         }
         let now = now_millis();
-        self.check_cooldown(&before, now).await?;
         let (verification, mail) = self.compose(&before, command, now)?;
         let result = Sent {
             strategy: verification.strategy,
@@ -88,10 +87,15 @@ impl Service {
             after,
             primary: PrimaryChange::Keep,
             was_primary: current.is_primary,
+            // The cooldown and the daily cap protect the address, whichever channel or user
+            // sends to it, so they are checked against its log atomically with this write.
             send_log: Some(SendLogChange::Admit {
                 address: before.value.clone(),
                 at: now,
-                cap: self.limits().max_sends_per_day,
+                limits: SendLimits {
+                    cap: self.limits().max_sends_per_day,
+                    cooldown_millis: millis(self.limits().send_cooldown_seconds),
+                },
             }),
         };
         Ok(settled(self.store.apply(change).await)?
@@ -104,23 +108,6 @@ impl Service {
                 at: now,
                 result,
             }))
-    }
-
-    /// `429` while the channel is in its cooldown, with the longer wait when the daily cap
-    /// applies too. (The cap itself is checked atomically with the write.)
-    async fn check_cooldown(&self, before: &ChannelRecord, now: i64) -> Result<(), ApiError> {
-        let limits = self.limits();
-        let cooldown = millis(limits.send_cooldown_seconds);
-        let Some(last) = before
-            .last_sent_at_millis
-            .filter(|last| now < last.saturating_add(cooldown))
-        else {
-            return Ok(());
-        };
-        let cooldown_wait = ceil_seconds(last + cooldown - now);
-        let log = self.store.send_log(&before.value).await?;
-        let daily = daily_wait(&log, now, limits.max_sends_per_day).unwrap_or(0);
-        Err(ApiError::RateLimited(cooldown_wait.max(daily)))
     }
 
     /// A fresh code or link for `record`: its stored (hashed) form and the mail carrying it.

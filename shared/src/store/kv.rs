@@ -124,9 +124,14 @@ fn check(tables: &impl KvTables, e: &Effects) -> Result<Checked, WriteError> {
         return Err(WriteError::Stale);
     }
     let next_log = match &e.send_log {
-        Some(SendLogChange::Admit { address, at, cap }) => Some((
+        Some(SendLogChange::Admit {
+            address,
+            at,
+            limits,
+        }) => Some((
             address.clone(),
-            admit_send(&tables.send_log(address)?, *at, *cap).map_err(WriteError::DailyCap)?,
+            admit_send(&tables.send_log(address)?, *at, *limits)
+                .map_err(WriteError::SendLimited)?,
         )),
         Some(SendLogChange::Release { address, at }) => Some((
             address.clone(),

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::domain::channel::{ChannelRecord, Digest, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId};
+use crate::rules::send_limits::SendLimits;
 use crate::rules::verification::LinkRefusal;
 
 /// The store itself failed (I/O, network, corrupt data): a 500 for the caller.
@@ -35,9 +36,9 @@ pub enum WriteError {
     /// The user is at `MAX_CHANNELS_PER_USER` (invariant 7).
     #[error("too many channels")]
     TooMany,
-    /// The recipient's 24-hour cap is reached; the wait in whole seconds.
-    #[error("daily send cap reached")]
-    DailyCap(u64),
+    /// The recipient's cooldown or 24-hour cap applies; the wait in whole seconds.
+    #[error("send limit reached")]
+    SendLimited(u64),
     #[error(transparent)]
     /// The store itself failed.
     Store(#[from] StoreError),
@@ -57,14 +58,15 @@ pub enum PrimaryChange {
 /// A change to the per-address log of verification mails (the daily cap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendLogChange {
-    /// Count one send at `at`, unless `cap` sends were counted in the last 24 h.
+    /// Count one send at `at`, unless the address is in its cooldown or `limits.cap` sends
+    /// were counted in the last 24 h (`rules::send_limits::admit_send`).
     Admit {
         /// The recipient.
         address: EmailAddress,
         /// When (ms since the epoch).
         at: i64,
-        /// `MAX_SENDS_PER_DAY`.
-        cap: u32,
+        /// The cooldown and the daily cap.
+        limits: SendLimits,
     },
     /// Take back the send counted at `at` (the mail service refused it).
     Release {

@@ -10,7 +10,7 @@
 //! A store checks every condition before it writes anything. When several fail, the answer is
 //! the first in this order (the contract's precedence): value claim (`ValueExists`), auth claim
 //! (`AuthTaken`), count (`TooMany`), channel version, primary marker and auth release (`Stale`),
-//! send log (`DailyCap`).
+//! send log (`SendLimited`).
 
 use super::{Change, PrimaryChange, SendLogChange};
 use crate::domain::channel::{ChannelRecord, StoredChannel};

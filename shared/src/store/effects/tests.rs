@@ -210,7 +210,10 @@ fn the_send_log_change_is_passed_through() {
     let log = SendLogChange::Admit {
         address: r.value.clone(),
         at: 7,
-        cap: 3,
+        limits: crate::rules::send_limits::SendLimits {
+            cap: 3,
+            cooldown_millis: 30_000,
+        },
     };
     let e = effects(&Change::Update {
         before: r.clone(),
