@@ -172,8 +172,12 @@ function startLinkFlow(channel) {
   flows.set(channel.id, flow);
   const redirectUrl = new URL("/_dev/verify", location.origin).href;
   act(async () => {
-    const started = flow.startEmailLinkFlow({ redirectUrl });
-    await reload();
+    const onSent = (sent) => {
+      notice(`A link was sent to ${channel.value}; it works until ${sent.expireAt.toLocaleString()}.`);
+      act(reload);
+    };
+    const started = flow.startEmailLinkFlow({ redirectUrl, onSent });
+    render();
     try {
       const verified = await started;
       notice(`${verified.emailAddress} is verified: the link was used.`);

@@ -4,7 +4,7 @@
  * is used, it expires, or the flow is cancelled).
  */
 
-import type { ContactChannel, ContactChannelVerification } from "./channel.js";
+import type { ContactChannel, ContactChannelVerification, VerificationSent } from "./channel.js";
 import { scopeOf } from "./channel.js";
 import { EmailLinkError, KnownError, TransportError, UnexpectedResponseError } from "./errors.js";
 
@@ -33,6 +33,17 @@ export type PrepareVerificationOptions =
   | { strategy: "email_code"; redirectUrl?: string }
   | { strategy: "email_link"; redirectUrl?: string };
 
+/** Options of `startEmailLinkFlow`. */
+export interface StartEmailLinkFlowOptions {
+  /** The page the link opens, with `?code=<token>` added; it calls `verifyEmailLink`. */
+  redirectUrl: string;
+  /**
+   * Called once the mail is accepted, before polling starts (not in Clerk): a page can show
+   * "check your inbox" and when the link expires.
+   */
+  onSent?: (sent: VerificationSent) => void;
+}
+
 /** What `createEmailLinkFlow()` answers (Clerk's shape). */
 export interface EmailLinkFlow {
   /**
@@ -42,7 +53,7 @@ export interface EmailLinkFlow {
    * is cancelled; with a `KnownError` when the API refuses (e.g. `RateLimited` on the send, or
    * `ContactChannelNotFound` when the address is deleted meanwhile).
    */
-  startEmailLinkFlow(options: { redirectUrl: string }): Promise<EmailAddress>;
+  startEmailLinkFlow(options: StartEmailLinkFlowOptions): Promise<EmailAddress>;
   /** Stops polling; a pending `startEmailLinkFlow` rejects with code `cancelled`. */
   cancelEmailLinkFlow(): void;
 }
@@ -116,10 +127,10 @@ export class EmailAddress {
     let cancel: (() => void) | null = null;
     let cancelled = false;
     return {
-      startEmailLinkFlow: ({ redirectUrl }) => {
+      startEmailLinkFlow: ({ redirectUrl, onSent }) => {
         cancelled = false;
         return new Promise<EmailAddress>((resolve, reject) => {
-          const run = pollUntilVerified(this.#channel, redirectUrl, (stop) => {
+          const run = pollUntilVerified(this.#channel, redirectUrl, onSent, (stop) => {
             cancel = stop;
             if (cancelled) stop();
           });
@@ -146,6 +157,7 @@ function sleep(ms: number, stopped: Promise<never>): Promise<void> {
 async function pollUntilVerified(
   channel: ContactChannel,
   redirectUrl: string,
+  onSent: ((sent: VerificationSent) => void) | undefined,
   onStart: (stop: () => void) => void,
 ): Promise<EmailAddress> {
   const polling = scopeOf(channel).polling;
@@ -158,6 +170,7 @@ async function pollUntilVerified(
   onStart(stop);
 
   const sent = await Promise.race([channel.sendVerificationEmail({ callbackUrl: redirectUrl }), stopped]);
+  onSent?.(sent);
   const expireAt = sent.expireAt.getTime();
   let wait = polling.initialMs;
   let networkFailures = 0;

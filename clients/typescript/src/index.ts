@@ -26,6 +26,7 @@ export {
   type EmailLinkFlow,
   type LinkFlowPolling,
   type PrepareVerificationOptions,
+  type StartEmailLinkFlowOptions,
 } from "./email-address.js";
 export { checkEmailLink, tokenFromUrl, verifyEmailLink, type EmailLinkOptions } from "./links.js";
 export {

@@ -378,8 +378,13 @@ describe("Clerk-style EmailAddress", () => {
     const verified = { is_verified: true, verification: { status: "verified", strategy: "email_link", attempts: 0, expires_at_millis: expiresAt } };
     const { me, calls } = linkApi([{}, pending(expiresAt), pending(expiresAt), pending(expiresAt), verified], expiresAt);
     const address = (await me.getContactChannel(ID)).asEmailAddress();
-    const result = await address.createEmailLinkFlow().startEmailLinkFlow({ redirectUrl: "https://app.example.com/v" });
+    const sentSeen = [];
+    const result = await address.createEmailLinkFlow().startEmailLinkFlow({
+      redirectUrl: "https://app.example.com/v",
+      onSent: (sent) => sentSeen.push([sent, calls.length]),
+    });
     assert.equal(result.verification.status, "verified");
+    assert.deepEqual(sentSeen, [[{ strategy: "email_link", expireAt: new Date(expiresAt) }, 2]], "onSent once, right after the send");
     assert.deepEqual(calls[1].body, { strategy: "email_link", callback_url: "https://app.example.com/v" });
     assert.equal(calls.filter((c) => c.method === "GET").length, 5);
   });
