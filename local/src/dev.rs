@@ -94,8 +94,9 @@ fn query_param(query: Option<String>, name: &str) -> Option<String> {
 async fn token(State(dev): State<Dev>, RawQuery(query): RawQuery) -> Response {
     let user = query_param(query, "user").unwrap_or_default();
     match crate::server::mint_token(dev.service.config(), &user, 3600) {
-        Ok(token) => axum::Json(serde_json::json!({ "user_id": user, "token": token }))
-            .into_response(),
+        Ok(token) => {
+            axum::Json(serde_json::json!({ "user_id": user, "token": token })).into_response()
+        }
         Err(e) => ApiError::schema(format!("cannot mint a dev token: {e}")).into_response(),
     }
 }
@@ -238,7 +239,9 @@ mod tests {
     fn only_plain_file_names_are_served() {
         assert!(is_plain_file_name("index.js"));
         assert!(is_plain_file_name("email-address.d.ts"));
-        for bad in ["", "..", "../x.js", ".env", "a/b.js", "a\\b.js", "x..js", "%2e%2e"] {
+        for bad in [
+            "", "..", "../x.js", ".env", "a/b.js", "a\\b.js", "x..js", "%2e%2e",
+        ] {
             assert!(!is_plain_file_name(bad), "{bad}");
         }
     }
