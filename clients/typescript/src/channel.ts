@@ -59,7 +59,8 @@ export interface SendVerificationEmailOptions {
   /**
    * The page of your app the link opens (with `?code=<token>` added): it calls
    * `verifyEmailLink`. Its origin must be allowed by the server (`ALLOWED_CALLBACK_URLS`).
-   * Defaults to the client's `verificationCallbackUrl`.
+   * Defaults to the client's `verificationCallbackUrl`; without either the call rejects with a
+   * `TypeError` and sends nothing.
    */
   callbackUrl?: string;
 }
@@ -146,9 +147,14 @@ export class ContactChannel {
    * or link. Rejects with `KnownErrors.RateLimited` (see `retryAfterSeconds`) when a mail went to
    * this address moments ago.
    */
-  sendVerificationEmail(options: SendVerificationEmailOptions = {}): Promise<VerificationSent> {
+  async sendVerificationEmail(options: SendVerificationEmailOptions = {}): Promise<VerificationSent> {
     const callbackUrl = options.callbackUrl ?? this.#scope.callbackUrl;
-    return this.#send({ strategy: "email_link", ...(callbackUrl !== undefined && { callback_url: callbackUrl }) });
+    if (callbackUrl === undefined) {
+      throw new TypeError(
+        "contact-channels: a link needs a callbackUrl (the page it opens): pass one, or set verificationCallbackUrl on the client",
+      );
+    }
+    return this.#send({ strategy: "email_link", callback_url: callbackUrl });
   }
 
   /** Mails a 6-digit code (Clerk's one-time-code flow); then call `attemptVerification(code)`. */

@@ -66,11 +66,13 @@ export interface WirePatchBody {
   is_verified?: boolean | null;
 }
 
-/** `POST …/send-verification-code` body (§5.6). */
-export interface WireSendBody {
-  strategy?: WireStrategy | null;
-  callback_url?: string | null;
-}
+/**
+ * `POST …/send-verification-code` body (§5.6): `callback_url` is required unless the strategy
+ * is `email_code` (`email_link` is the default).
+ */
+export type WireSendBody =
+  | { strategy: "email_code"; callback_url?: string | null }
+  | { strategy?: "email_link" | null; callback_url: string };
 
 /** `POST …/send-verification-code` answer. */
 export interface WireSent {

@@ -180,6 +180,14 @@ describe("client requests", () => {
     assert.equal(fresh.verification.status, "verified");
   });
 
+  test("sendVerificationEmail without any callback URL rejects with a TypeError and sends nothing", async () => {
+    const { me, calls } = client(() => ({ body: wireChannel() }));
+    const channel = await me.getContactChannel(ID);
+    await assert.rejects(channel.sendVerificationEmail(), TypeError);
+    await assert.rejects(channel.asEmailAddress().prepareVerification({ strategy: "email_link" }), TypeError);
+    assert.equal(calls.length, 1);
+  });
+
   test("primaryContactChannel answers the primary one or null", async () => {
     const items = [wireChannel({ id: "1" }), wireChannel({ id: "2", is_primary: true })];
     const { me } = client(() => ({ body: { items, is_paginated: false } }));
