@@ -170,7 +170,8 @@ function render() {
 function startLinkFlow(channel) {
   const flow = channel.asEmailAddress().createEmailLinkFlow();
   flows.set(channel.id, flow);
-  const redirectUrl = new URL("/_dev/verify", location.origin).href;
+  // The landing page of this example (verify.html, on tokenFromUrl + verifyEmailLink).
+  const redirectUrl = new URL("/_dev/account/verify.html", location.origin).href;
   act(async () => {
     const onSent = (sent) => {
       notice(`A link was sent to ${channel.value}; it works until ${sent.expireAt.toLocaleString()}.`);

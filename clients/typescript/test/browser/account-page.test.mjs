@@ -95,8 +95,16 @@ test("the account page adds, verifies by code and by link, makes primary, shows 
   await mailboxTab.goto(`${api.base}/_dev/mailbox`);
   const anchor = await mailboxTab.waitForSelector(`article:first-of-type a[href*="code="]`);
   assert.match(await mailboxTab.$eval("article:first-of-type", (e) => e.textContent), new RegExp(second.replace(/[.]/g, "\\.")));
+  assert.match(await mailboxTab.$eval("article:first-of-type a[href*='code=']", (a) => a.href), /\/_dev\/account\/verify\.html\?code=/);
   await Promise.all([mailboxTab.waitForNavigation(), anchor.click()]);
-  assert.match(await mailboxTab.$eval("body", (e) => e.textContent), /is verified/);
+  // The example's landing page proves the token with verifyEmailLink.
+  await mailboxTab.waitForSelector("body[data-outcome]");
+  assert.equal(await mailboxTab.$eval("body", (e) => e.dataset.outcome), "verified");
+  assert.match(await mailboxTab.$eval("#result", (e) => e.textContent), /is verified/);
+  // Opening it again: the SDK's KnownError for a used link, in words.
+  await mailboxTab.reload();
+  await mailboxTab.waitForSelector("body[data-outcome]");
+  assert.equal(await mailboxTab.$eval("body", (e) => e.dataset.outcome), "used");
   await mailboxTab.close();
   // The account page flips by itself (the link flow's polling), no reload.
   await page.waitForSelector(`${row(second)}[data-status=verified]`, { timeout: 10_000 });

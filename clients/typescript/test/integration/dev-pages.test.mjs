@@ -19,6 +19,8 @@ test("the account page, its script and the built SDK are served with their conte
     ["/_dev/account?user=alice", "text/html", "importmap"],
     ["/_dev/account/app.js", "text/javascript", "ContactChannelsClient"],
     ["/_dev/account/style.css", "text/css", "[hidden]"],
+    ["/_dev/account/verify.html", "text/html", "verify.js"],
+    ["/_dev/account/verify.js", "text/javascript", "verifyEmailLink"],
     ["/_dev/sdk/index.js", "text/javascript", "ContactChannelsClient"],
     ["/_dev/sdk/email-address.js", "text/javascript", "createEmailLinkFlow"],
   ]) {
