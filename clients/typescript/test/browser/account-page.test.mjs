@@ -133,3 +133,24 @@ test("the account page adds, verifies by code and by link, makes primary, shows 
 
   assert.deepEqual(problems, []);
 });
+
+test("in a real browser the server client refuses to be built, and the client works", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${api.base}/_dev/account?user=${unique("refuse")}`);
+  await page.waitForSelector("body[data-ready=true]");
+  const outcome = await page.evaluate(async () => {
+    const sdk = await import("/_dev/sdk/index.js");
+    const token = (await (await fetch("/_dev/token?user=in-page")).json()).token;
+    const me = new sdk.ContactChannelsClient({ baseUrl: location.origin, getAccessToken: () => token }).currentUser();
+    const listed = (await me.listContactChannels()).length;
+    try {
+      new sdk.ContactChannelsServer({ baseUrl: location.origin, serverKey: "local-dev-server-key" });
+      return { listed, server: "constructed" };
+    } catch (e) {
+      return { listed, server: e.message };
+    }
+  });
+  assert.equal(outcome.listed, 0);
+  assert.match(outcome.server, /must not run in a browser/);
+  await page.close();
+});
