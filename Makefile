@@ -19,12 +19,19 @@ BIN_AttemptFunction := cc-attempt
 PROFILE ?= release
 PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 
-.PHONY: help run token table check test test-rust test-aws test-sam build-debug venv build functions sam-build bench
+# The TypeScript SDK (clients/typescript) and its account page example (examples/account-page).
+SDK := clients/typescript
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help run token table check test test-rust test-aws test-sam test-sdk sdk node build-debug venv build functions sam-build bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 run: ## Serve the whole API on 127.0.0.1:$${PORT:-3000}, embedded store + local mailbox (no AWS)
+	@# The account page (/_dev/account) needs the built SDK; the API itself does not.
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory sdk || echo "warning: the SDK did not build: /_dev/account will say so"; \
+	else echo "note: npm not found: /_dev/account needs the SDK (make sdk, Node.js >= 18)"; fi
 	$(CARGO) run --quiet -p cc-local --bin contact-channels-local
 
 token: ## Mint a dev client token: make token USER=alice
@@ -86,8 +93,33 @@ test-sam: $(VENV)/.sam build-debug
 	PROFILE=dev $(VENV)/bin/sam build
 	$(CARGO) test -p cc-tests --test sam_stack -- --include-ignored
 
+# Node.js and npm: on the dev image already; Debian's packages otherwise.
+node:
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
+	@node -e 'if (+process.versions.node.split(".")[0] < 18) { console.error("Node.js >= 18 is needed, found " + process.version); process.exit(1) }'
+
+$(SDK)/node_modules/.installed: $(SDK)/package-lock.json $(SDK)/package.json
+	cd $(SDK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+sdk: node $(SDK)/node_modules/.installed ## Build the TypeScript SDK into clients/typescript/dist
+	cd $(SDK) && npm run -s build
+
+# Headless Chromium for the account page's browser test: Debian's package, installed when missing.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The SDK: type checks (public API, and against openapi.json when the repo has it), unit tests,
+# every method against the spawned local server, and the account page in headless Chromium
+# (screenshots in target/sdk-browser/).
+test-sdk: sdk build-debug $(CHROMIUM) ## The TypeScript SDK: types, unit, integration and browser tests
+	cd $(SDK) && npm run -s typecheck && npm run -s check:openapi
+	cd $(SDK) && node --test test/unit/*.test.mjs
+	cd $(SDK) && CC_LOCAL_BIN=$(CURDIR)/target/debug/contact-channels-local CHROMIUM=$(CHROMIUM) \
+	  SCREENSHOT_DIR=$(CURDIR)/target/sdk-browser node --test --test-concurrency=1 test/integration/*.test.mjs test/browser/*.test.mjs
+
 bench: ## Latency, memory and cold start, optimized build (profile perf); loopback only
 	$(CARGO) build --profile perf -p cc-local -p cc-list
 	$(CARGO) bench --profile perf -p cc-tests --bench api
 
-test: check test-rust test-aws test-sam ## Everything: lints, unit, conformance, handler, SAM and black-box tests
+test: check test-rust test-aws test-sam test-sdk ## Everything: lints, unit, conformance, handler, SAM, black-box and SDK tests

@@ -1,12 +1,14 @@
 //! The local-only `/_dev` pages (API.md §7), never compiled into a Lambda function:
 //! `/_dev/mailbox` (HTML, links clickable) and `/_dev/mailbox.json`, the outbox newest first;
 //! and `/_dev/verify?code=…`, a stand-in for the app's own page, so a person can click a link
-//! in the mailbox and see it verify (use `http://127.0.0.1:3000/_dev/verify` as `callback_url`).
+//! in the mailbox and see it verify (use `http://127.0.0.1:3000/_dev/verify` as `callback_url`);
+//! and the account page example on the TypeScript SDK: `/_dev/account?user=alice`, its files,
+//! the built SDK under `/_dev/sdk/`, and `/_dev/token?user=…`, which mints that page's dev token.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use contact_channels::mail::escape_html;
@@ -30,6 +32,13 @@ pub fn router(service: Arc<Service>, outbox: Option<Outbox>) -> Router {
             get(mailbox_json).fallback(not_allowed),
         )
         .route("/_dev/verify", get(verify_page).fallback(not_allowed))
+        .route("/_dev/token", get(token).fallback(not_allowed))
+        .route("/_dev/account", get(account_page).fallback(not_allowed))
+        .route(
+            "/_dev/account/{file}",
+            get(account_file).fallback(not_allowed),
+        )
+        .route("/_dev/sdk/{file}", get(sdk_file).fallback(not_allowed))
         .with_state(Dev { service, outbox })
 }
 
@@ -71,6 +80,99 @@ async fn verify_page(State(dev): State<Dev>, RawQuery(query): RawQuery) -> Respo
         escape_html(&message)
     );
     (status, Html(page)).into_response()
+}
+
+fn query_param(query: Option<String>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /_dev/token?user=alice`: a dev client token for the account page, as `make token` mints
+/// it (an hour long). Local mode only, like the mailbox: the page asks for it per request, so it
+/// shows how an app hands `getAccessToken` a fresh token.
+async fn token(State(dev): State<Dev>, RawQuery(query): RawQuery) -> Response {
+    let user = query_param(query, "user").unwrap_or_default();
+    match crate::server::mint_token(dev.service.config(), &user, 3600) {
+        Ok(token) => {
+            axum::Json(serde_json::json!({ "user_id": user, "token": token })).into_response()
+        }
+        Err(e) => ApiError::schema(format!("cannot mint a dev token: {e}")).into_response(),
+    }
+}
+
+// The example and the SDK are read from the source tree at request time, not embedded: the SDK
+// is built by npm (`make sdk`, run by `make run`), after or without cargo, and a fresh clone
+// must compile without it.
+const ACCOUNT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/account-page");
+const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/typescript/dist");
+
+/// A file name without a path: letters, digits, `-`, `_` and inner dots only.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("map" | "json") => "application/json",
+        Some("ts") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn static_file(dir: &str, name: &str, missing: &str) -> Response {
+    if !is_plain_file_name(name) {
+        return ApiError::RouteNotFound.into_response();
+    }
+    let path = std::path::Path::new(dir).join(name);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => (
+            [
+                (::http::header::CONTENT_TYPE, content_type(name)),
+                (::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), "{missing}");
+            ApiError::RouteNotFound.into_response()
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read a dev page file");
+            ApiError::Internal.into_response()
+        }
+    }
+}
+
+/// `GET /_dev/account?user=alice`: the account page example (`examples/account-page`).
+async fn account_page() -> Response {
+    if tokio::fs::metadata(std::path::Path::new(SDK_DIR).join("index.js"))
+        .await
+        .is_err()
+    {
+        let page = "<!doctype html><meta charset=\"utf-8\"><title>Account</title>\
+<h1>The TypeScript SDK is not built</h1><p>Run <code>make sdk</code> (needs Node.js 18 or later \
+and npm), then reload this page.</p>";
+        return (::http::StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response();
+    }
+    static_file(ACCOUNT_DIR, "index.html", "account page missing").await
+}
+
+async fn account_file(Path(file): Path<String>) -> Response {
+    static_file(ACCOUNT_DIR, &file, "account page file missing").await
+}
+
+async fn sdk_file(Path(file): Path<String>) -> Response {
+    static_file(SDK_DIR, &file, "SDK file missing: run `make sdk`").await
 }
 
 /// Escapes the text and turns every http(s) URL in it into a link.
@@ -131,5 +233,16 @@ mod tests {
         let html = linkify("Open https://a.example/v?x=1&code=T now <b>");
         assert!(html.contains("<a href=\"https://a.example/v?x=1&amp;code=T\">"));
         assert!(html.contains("&lt;b&gt;"));
+    }
+
+    #[test]
+    fn only_plain_file_names_are_served() {
+        assert!(is_plain_file_name("index.js"));
+        assert!(is_plain_file_name("email-address.d.ts"));
+        for bad in [
+            "", "..", "../x.js", ".env", "a/b.js", "a\\b.js", "x..js", "%2e%2e",
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad}");
+        }
     }
 }

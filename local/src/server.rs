@@ -62,6 +62,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     println!("  client JWT:  make token USER=alice   ->  Authorization: Bearer <token>");
     println!("  mailbox:     http://{addr}/_dev/mailbox");
     println!("  links:       callback_url http://{addr}/_dev/verify verifies in the browser");
+    println!(
+        "  account:     http://{addr}/_dev/account?user=alice  (the TypeScript SDK's example page)"
+    );
     let key_set = config.jwt.jwks_url.clone().map(HttpKeySet::new);
     let mut service = Service::new(config, backends.store).with_mailer(backends.mailer);
     if let Some(key_set) = key_set {
