@@ -57,8 +57,11 @@ $(VENV)/.sam: $(VENV)/.moto-$(MOTO_VERSION)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.140"
 	touch $@
 
+# With PROFILE=dev (the SAM test) the binaries are those of the workspace debug build: building
+# only the functions would resolve their dependencies' features differently and compile them all
+# a second time.
 functions: ## One cargo build of all six function binaries (PROFILE=release by default)
-	$(CARGO) build --profile $(PROFILE) $(addprefix -p cc-,$(FUNCTIONS))
+	$(CARGO) build --profile $(PROFILE) $(if $(filter dev,$(PROFILE)),--workspace --bins,$(addprefix -p cc-,$(FUNCTIONS)))
 
 build: functions ## Release binaries and one deployable zip per function under dist/
 	rm -rf dist && mkdir -p dist
