@@ -129,6 +129,8 @@ async fn answer(
     });
     let response = app.oneshot(request).await?;
     if timed_out.load(Ordering::SeqCst) {
+        // The router logged the body it could not read; this is what the client gets instead.
+        tracing::info!(status = 408, "the request body did not arrive in time");
         let mut response = ApiError::RequestTimeout.into_response();
         // The rest of the body may still come: the connection cannot carry another request.
         response
