@@ -405,6 +405,12 @@ impl<S> Guard<S> {
 
 /// How the body after a request head is delimited, as hyper reads it (RFC 9112 §6.3).
 fn framing_of(request: &httparse::Request<'_, '_>) -> Result<Framing, ApiError> {
+    // What httparse lets through and hyper would still refuse with a bare 400.
+    let method = request.method.unwrap_or_default();
+    let path = request.path.unwrap_or_default();
+    if http::Method::from_bytes(method.as_bytes()).is_err() || http::Uri::try_from(path).is_err() {
+        return Err(ApiError::MalformedRequest);
+    }
     let mut chunked = None;
     let mut length: Option<u64> = None;
     for h in request.headers.iter() {

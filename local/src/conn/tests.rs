@@ -83,6 +83,7 @@ async fn oversized_and_malformed_heads_are_refused() {
         b"POST / HTTP/1.1\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
         b"POST / HTTP/1.1\r\ncontent-length: -1\r\n\r\n",
         b"POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n",
+        b"GET http://[::1/ HTTP/1.1\r\n\r\n",
     ] {
         let mut g = guard();
         g.feed(bad);
