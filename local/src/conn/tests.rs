@@ -199,3 +199,16 @@ async fn a_kept_alive_connection_serves_requests_and_then_closes_when_idle() {
     );
     assert!(took >= SHORT.header_timeout, "{took:?}");
 }
+
+#[tokio::test]
+async fn a_refused_head_after_a_served_request_is_answered_after_its_answer() {
+    let addr = spawn().await;
+    let mut requests = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
+    requests.extend_from_slice(format!("GET /{} HTTP/1.1\r\n", "a".repeat(5000)).as_bytes());
+    let (answer, _) = exchange(addr, &requests).await;
+    let (first, second) = answer
+        .split_once("\r\n\r\nok")
+        .expect("the first answer, whole");
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert_json_error(second, "414", "URI_TOO_LONG");
+}
