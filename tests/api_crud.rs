@@ -289,6 +289,79 @@ async fn authentication_failures_follow_section_2() {
         .assert_error(401, "UNAUTHENTICATED");
 }
 
+/// An HS256 token signed with the dev secret, carrying exactly `claims`.
+fn token_with(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(cc_tests::JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_are_required_claims() {
+    let server = LocalServer::start(&[
+        ("JWT_ISSUER", "https://issuer.example"),
+        ("JWT_AUDIENCE", "my-app"),
+    ])
+    .await;
+    let api = server.api();
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let full =
+        json!({ "sub": "alice", "exp": exp, "iss": "https://issuer.example", "aud": "my-app" });
+    let list = |token: String| {
+        let url = format!("{}{BASE}?user_id=me", api.base);
+        let request = api.http.get(url).bearer_auth(token);
+        async move { Reply::from(request.send().await.unwrap()).await }
+    };
+    list(token_with(&full)).await.assert_ok(200);
+    for (case, drop, null) in [
+        ("no iss", Some("iss"), None),
+        ("no aud", Some("aud"), None),
+        ("iss null", None, Some("iss")),
+        ("aud null", None, Some("aud")),
+    ] {
+        let mut claims = full.clone();
+        let map = claims.as_object_mut().unwrap();
+        if let Some(name) = drop {
+            map.remove(name);
+        }
+        if let Some(name) = null {
+            map.insert(name.into(), Value::Null);
+        }
+        let reply = list(token_with(&claims)).await;
+        assert_eq!(reply.status, 401, "{case}: {}", reply.text);
+        reply.assert_error(401, "INVALID_ACCESS_TOKEN");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_create_answers_409_with_the_id_of_the_channel_it_made() {
+    let server = LocalServer::start(&[]).await;
+    let api = server.api();
+    // The client's first answer was lost: it sends the same create again.
+    let first = json!({ "user_id": "me", "type": "email", "value": "a@example.com", "used_for_auth": true });
+    let id = api
+        .create(&client("alice"), first.clone())
+        .await
+        .assert_ok(201)["id"]
+        .clone();
+    let retry = api.create(&client("alice"), first).await;
+    retry.assert_error(409, "CONTACT_CHANNEL_ALREADY_EXISTS");
+    assert_eq!(retry.body["details"], json!({ "contact_channel_id": id }));
+    // A server's retry learns the id the same way.
+    let retry = api
+        .create(&As::Server, body("alice", "A@example.com"))
+        .await;
+    retry.assert_error(409, "CONTACT_CHANNEL_ALREADY_EXISTS");
+    assert_eq!(retry.body["details"], json!({ "contact_channel_id": id }));
+}
+
 #[tokio::test]
 async fn me_resolves_for_clients_and_is_refused_for_servers() {
     let server = LocalServer::start(&[]).await;

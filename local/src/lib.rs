@@ -2,6 +2,7 @@
 //! server and its `/_dev` pages. Nothing here is linked into a Lambda function.
 
 pub mod backends;
+pub mod conn;
 pub mod dev;
 pub mod embedded;
 pub mod outbox;

@@ -1,5 +1,5 @@
-//! The local server: the shared router (every route) plus the `/_dev` pages, on `axum::serve`;
-//! and the `token` and `create-table` helpers of `make`.
+//! The local server: the shared router (every route) plus the `/_dev` pages, on hyper behind
+//! the connection guard of `conn`; and the `token` and `create-table` helpers of `make`.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use contact_channels::domain::{UserId, now_millis};
 use contact_channels::http::{Route, router};
 use serde_json::json;
 
+use crate::conn::ConnLimits;
 use crate::dev;
 
 /// Mints an HS256 client token for `user` with the configured (or dev) secret.
@@ -72,11 +73,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     let service = Arc::new(service);
     let app = router(service.clone(), Route::ALL).merge(dev::router(service, backends.outbox));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("shutting down");
-        })
-        .await
-        .map_err(|e| e.to_string())
+    crate::conn::serve(listener, app, ConnLimits::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("shutting down");
+    })
+    .await;
+    Ok(())
 }

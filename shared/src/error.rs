@@ -108,6 +108,20 @@ pub enum ApiError {
         /// Guesses this code still allows.
         attempts_remaining: u32,
     },
+    /// 408 `REQUEST_TIMEOUT`: the request's head or declared body did not arrive in time (the
+    /// local server; API Gateway has limits of its own).
+    #[error("The request did not arrive in time.")]
+    RequestTimeout,
+    /// 414 `URI_TOO_LONG`: the request line is too long (the local server).
+    #[error("The request line is too long.")]
+    UriTooLong,
+    /// 431 `REQUEST_HEADER_FIELDS_TOO_LARGE`: the headers are too large or too many (the local
+    /// server).
+    #[error("The request headers are too large.")]
+    HeadersTooLarge,
+    /// 400 `MALFORMED_REQUEST`: the bytes are not an HTTP/1 request (the local server).
+    #[error("The request is not a well-formed HTTP request.")]
+    MalformedRequest,
     /// 500 `INTERNAL_ERROR`: the detail goes to the log, never to the caller.
     #[error("An internal error occurred.")]
     Internal,
@@ -141,6 +155,10 @@ impl ApiError {
             | VerificationCodeAlreadyUsed => StatusCode::CONFLICT,
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             EmailDeliveryFailed => StatusCode::BAD_GATEWAY,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            MalformedRequest => StatusCode::BAD_REQUEST,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -171,6 +189,10 @@ impl ApiError {
             VerificationCodeAlreadyUsed => "VERIFICATION_CODE_ALREADY_USED",
             VerificationCodeMaxAttemptsReached => "VERIFICATION_CODE_MAX_ATTEMPTS_REACHED",
             VerificationCodeIncorrect { .. } => "VERIFICATION_CODE_INCORRECT",
+            RequestTimeout => "REQUEST_TIMEOUT",
+            UriTooLong => "URI_TOO_LONG",
+            HeadersTooLarge => "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            MalformedRequest => "MALFORMED_REQUEST",
             Internal => "INTERNAL_ERROR",
         }
     }

@@ -234,14 +234,22 @@ impl Authenticator {
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
+        // A configured issuer or audience is also a required claim: the library checks a
+        // claim's value only when the token has one, so a token that left `iss` or `aud` out
+        // (or set it to null), signed by the same keys for another purpose, would get in.
+        let mut required = HashSet::from(["exp".to_owned()]);
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.insert("aud".to_owned());
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
+            required.insert("iss".to_owned());
         }
+        validation.required_spec_claims = required;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|_| ApiError::InvalidAccessToken)?;
         data.claims

@@ -281,3 +281,137 @@ async fn unknown_kid_is_found_after_a_refetch_once_the_interval_passed() {
     assert!(auth.authenticate(&bearer(&rotated)).await.is_ok());
     assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 }
+
+fn hs_with(iss: Option<&str>, aud: Option<&str>) -> Authenticator {
+    let jwt = JwtConfig {
+        hs256_secret: Some(Secret::new(b"s3cret".to_vec())),
+        issuer: iss.map(Into::into),
+        audience: aud.map(Into::into),
+        ..Default::default()
+    };
+    Authenticator::new(&jwt, vec![], None)
+}
+
+/// Claims for `bob` with `iss` and `aud` as configured, then `edit` applied.
+fn claims_edited(
+    edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>),
+) -> serde_json::Value {
+    let mut c = claims("bob");
+    c["iss"] = json!("https://issuer.example");
+    c["aud"] = json!("my-app");
+    if let Some(map) = c.as_object_mut() {
+        edit(map);
+    }
+    c
+}
+
+/// Tokens that lack the configured `iss` or `aud`, or carry it as null or of the wrong type.
+fn tokens_without_the_configured_claims() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "no iss",
+            claims_edited(|c| {
+                c.remove("iss");
+            }),
+        ),
+        (
+            "no aud",
+            claims_edited(|c| {
+                c.remove("aud");
+            }),
+        ),
+        (
+            "iss null",
+            claims_edited(|c| {
+                c.insert("iss".into(), json!(null));
+            }),
+        ),
+        (
+            "aud null",
+            claims_edited(|c| {
+                c.insert("aud".into(), json!(null));
+            }),
+        ),
+        (
+            "iss a number",
+            claims_edited(|c| {
+                c.insert("iss".into(), json!(7));
+            }),
+        ),
+        (
+            "aud empty",
+            claims_edited(|c| {
+                c.insert("aud".into(), json!([]));
+            }),
+        ),
+        (
+            "neither",
+            claims_edited(|c| {
+                c.remove("iss");
+                c.remove("aud");
+            }),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn hs256_token_without_the_configured_issuer_or_audience_is_refused() {
+    let auth = hs_with(Some("https://issuer.example"), Some("my-app"));
+    let good = hs256(&claims_edited(|_| {}), b"s3cret");
+    assert_eq!(
+        auth.authenticate(&bearer(&good)).await,
+        Ok(Caller::Client(UserId::parse("bob").unwrap()))
+    );
+    for (case, c) in tokens_without_the_configured_claims() {
+        let r = auth.authenticate(&bearer(&hs256(&c, b"s3cret"))).await;
+        assert_eq!(r, Err(ApiError::InvalidAccessToken), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn rs256_and_es256_tokens_without_the_configured_issuer_or_audience_are_refused() {
+    let server = jwks_server(JWKS);
+    let auth = jwks_auth(&server, Some("https://issuer.example"), Some("my-app"));
+    for (alg, kid, pem) in [
+        (Algorithm::RS256, "rsa-1", RSA),
+        (Algorithm::ES256, "ec-1", EC),
+    ] {
+        let good = signed(alg, kid, pem, &claims_edited(|_| {}));
+        assert!(auth.authenticate(&bearer(&good)).await.is_ok(), "{alg:?}");
+        for (case, c) in tokens_without_the_configured_claims() {
+            let r = auth.authenticate(&bearer(&signed(alg, kid, pem, &c))).await;
+            assert_eq!(r, Err(ApiError::InvalidAccessToken), "{alg:?} {case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_issuer_alone_is_required_and_an_audience_alone_is_required() {
+    let issuer_only = hs_with(Some("https://issuer.example"), None);
+    let no_iss = claims_edited(|c| {
+        c.remove("iss");
+    });
+    assert_eq!(
+        issuer_only
+            .authenticate(&bearer(&hs256(&no_iss, b"s3cret")))
+            .await,
+        Err(ApiError::InvalidAccessToken)
+    );
+    let audience_only = hs_with(None, Some("my-app"));
+    let no_aud = claims_edited(|c| {
+        c.remove("aud");
+    });
+    assert_eq!(
+        audience_only
+            .authenticate(&bearer(&hs256(&no_aud, b"s3cret")))
+            .await,
+        Err(ApiError::InvalidAccessToken)
+    );
+    // Unconfigured claims stay optional.
+    assert!(
+        hs_only()
+            .authenticate(&bearer(&hs256(&claims("bob"), b"s3cret")))
+            .await
+            .is_ok()
+    );
+}

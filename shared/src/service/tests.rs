@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,11 +11,13 @@ use async_trait::async_trait;
 use super::*;
 use crate::config::Profile;
 use crate::domain::callback::CallbackUrl;
+use crate::domain::channel::Digest;
 use crate::domain::channel::VerificationStatus;
 use crate::domain::secret::VerificationCode;
 use crate::domain::{ChannelId, EmailAddress, Strategy};
 use crate::mail::{Mail, MailError};
 use crate::store::memory::MemoryStore;
+use crate::store::{Change, RedeemError, SendLogChange, StoreError, WriteError};
 
 #[derive(Default)]
 struct Recorder {
@@ -40,6 +43,10 @@ impl Recorder {
 }
 
 fn service(vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
+    service_on(Arc::new(MemoryStore::new()), vars)
+}
+
+fn service_on(store: Arc<dyn ChannelStore>, vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
     let vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -49,8 +56,64 @@ fn service(vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
     })
     .unwrap();
     let mailer = Arc::new(Recorder::default());
-    let service = Service::new(config, Arc::new(MemoryStore::new())).with_mailer(mailer.clone());
+    let service = Service::new(config, store).with_mailer(mailer.clone());
     (service, mailer)
+}
+
+/// The in-memory store, except that the next `failures` rollback writes (the changes that
+/// release a send) fail as a throttled or disconnected store would, writing nothing.
+struct FlakyRollbacks {
+    inner: MemoryStore,
+    failures: AtomicU32,
+    rollback_writes: AtomicU32,
+}
+
+impl FlakyRollbacks {
+    fn failing(failures: u32) -> Arc<FlakyRollbacks> {
+        Arc::new(FlakyRollbacks {
+            inner: MemoryStore::new(),
+            failures: AtomicU32::new(failures),
+            rollback_writes: AtomicU32::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl ChannelStore for FlakyRollbacks {
+    async fn list(&self, user: &UserId) -> Result<Vec<StoredChannel>, StoreError> {
+        self.inner.list(user).await
+    }
+    async fn get(&self, user: &UserId, id: ChannelId) -> Result<Option<StoredChannel>, StoreError> {
+        self.inner.get(user, id).await
+    }
+    async fn apply(&self, change: Change) -> Result<Option<StoredChannel>, WriteError> {
+        let releases = matches!(
+            change,
+            Change::Update {
+                send_log: Some(SendLogChange::Release { .. }),
+                ..
+            }
+        );
+        if releases {
+            self.rollback_writes.fetch_add(1, Ordering::SeqCst);
+            let fail = self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            if fail.is_ok() {
+                return Err(StoreError("throttled".into()).into());
+            }
+        }
+        self.inner.apply(change).await
+    }
+    async fn find_link(&self, digest: &Digest) -> Result<Option<(UserId, ChannelId)>, StoreError> {
+        self.inner.find_link(digest).await
+    }
+    async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError> {
+        self.inner.redeem_link(digest, now).await
+    }
+    async fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError> {
+        self.inner.send_log(address).await
+    }
 }
 
 fn alice() -> Caller {
@@ -204,6 +267,64 @@ async fn a_refused_mail_is_502_and_the_previous_code_still_works() {
         Err(ApiError::EmailDeliveryFailed)
     );
     assert!(s.attempt(&alice(), at(&c), first).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_refused_send_is_rolled_back_through_transient_store_failures() {
+    let store = FlakyRollbacks::failing(3);
+    let (s, mail) = service_on(store.clone(), &[("SEND_COOLDOWN_SECONDS", "0")]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    s.send_verification(&alice(), at(&c), CODE).await.unwrap();
+    let first = code_in(&mail.last_text());
+    let before = s
+        .store
+        .get(&c.record.user_id, c.record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let log_before = s.store.send_log(&c.record.value).await.unwrap();
+
+    *mail.refuse.lock().unwrap() = true;
+    assert_eq!(
+        s.send_verification(&alice(), at(&c), CODE).await,
+        Err(ApiError::EmailDeliveryFailed)
+    );
+    let after = s
+        .store
+        .get(&c.record.user_id, c.record.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.record.verification, before.record.verification);
+    assert_eq!(
+        after.record.last_sent_at_millis,
+        before.record.last_sent_at_millis
+    );
+    assert_eq!(s.store.send_log(&c.record.value).await.unwrap(), log_before);
+    assert_eq!(
+        store.rollback_writes.load(Ordering::SeqCst),
+        4,
+        "three failures, then done"
+    );
+    // The code the user holds still works.
+    assert!(s.attempt(&alice(), at(&c), first).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_refused_send_that_cannot_be_rolled_back_answers_500_not_502() {
+    let store = FlakyRollbacks::failing(u32::MAX);
+    let (s, mail) = service_on(store.clone(), &[("SEND_COOLDOWN_SECONDS", "0")]);
+    let c = s.create(&alice(), create("a@example.com")).await.unwrap();
+    *mail.refuse.lock().unwrap() = true;
+    assert_eq!(
+        s.send_verification(&alice(), at(&c), CODE).await,
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        store.rollback_writes.load(Ordering::SeqCst),
+        super::verification::ROLLBACK.attempts,
+        "bounded retries"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Verification use cases: send a code or link (with its limits and the refused-mail rollback),
 //! attempt a code, redeem or check a link (API.md §5.6–5.7).
 
-use super::retry::{retrying, settled, written};
+use std::time::Duration;
+
+use super::retry::{Persistence, backoff, persisting, retrying, settled, written};
 use super::{ChannelRef, SendVerification, Sent, Service, resolve};
 use crate::auth::Caller;
 use crate::domain::channel::{ChannelRecord, StoredChannel, Verification};
@@ -21,6 +23,18 @@ struct Prepared {
     at: i64,
     result: Sent,
 }
+
+/// How hard a refused send's rollback presses on through store failures before the send answers
+/// `500` instead of `502`: 6 runs with waits of 50 ms doubling (1.55 s of waiting in all), and 5 s
+/// at most, well inside a function's 15 s timeout.
+pub(crate) const ROLLBACK: Persistence = Persistence {
+    attempts: 6,
+    first_wait: Duration::from_millis(50),
+    budget: Duration::from_secs(5),
+};
+
+/// Lost races a single rollback run reads again and retries before it counts as failed.
+const ROLLBACK_RACES: u32 = 16;
 
 fn millis(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
@@ -49,7 +63,14 @@ impl Service {
         .await?;
         if let Err(e) = mailer.send(&prepared.mail).await {
             tracing::warn!(error = %e, "verification mail refused by the mail service");
-            self.roll_back_send(&prepared).await;
+            // API.md §5.6: a 502 promises the state is as before the request. When it cannot
+            // be put back, the honest answer is a 500.
+            if !self.roll_back_send(&prepared).await {
+                tracing::error!(
+                    "a refused send could not be rolled back: answering 500 INTERNAL_ERROR, not 502"
+                );
+                return Err(ApiError::Internal);
+            }
             return Err(ApiError::EmailDeliveryFailed);
         }
         Ok(prepared.result)
@@ -154,22 +175,33 @@ impl Service {
 
     /// Puts back the verification state from before a send whose mail was refused, and takes
     /// the send out of the cooldown and the daily cap. Leaves alone whatever a later request did.
-    async fn roll_back_send(&self, send: &Prepared) {
-        let rolled_back = retrying(|| async move {
+    /// Store failures are retried (a throttled or dropped write changed nothing, and a write that
+    /// did land makes the next run a no-op); `false` when the state could not be restored.
+    async fn roll_back_send(&self, send: &Prepared) -> bool {
+        persisting(
+            ROLLBACK,
+            "rolling back a refused send",
+            |e: &WriteError| matches!(e, WriteError::Store(_) | WriteError::Stale),
+            || self.roll_back_once(send),
+        )
+        .await
+        .is_some()
+    }
+
+    /// One run of the rollback: read the channel, write the undoing change against what was
+    /// read, and read again after a lost race.
+    async fn roll_back_once(&self, send: &Prepared) -> Result<(), WriteError> {
+        for attempt in 0..ROLLBACK_RACES {
             let Some(current) = self.store.get(&send.sent.user_id, send.sent.id).await? else {
-                return Ok(Some(()));
+                return Ok(());
             };
-            let change = roll_back_change(send, current);
-            match self.store.apply(change).await {
-                Ok(_) => Ok(Some(())),
-                Err(WriteError::Stale) => Ok(None),
-                Err(e) => Err(e.into()),
+            match self.store.apply(roll_back_change(send, current)).await {
+                Ok(_) => return Ok(()),
+                Err(WriteError::Stale) => backoff(attempt).await,
+                Err(e) => return Err(e),
             }
-        })
-        .await;
-        if rolled_back.is_err() {
-            tracing::error!("could not roll back a refused send");
         }
+        Err(WriteError::Stale)
     }
 
     /// Checks a 6-digit code; a wrong guess is counted atomically (API.md §5.7).
