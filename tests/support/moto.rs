@@ -148,6 +148,32 @@ impl Moto {
         sender
     }
 
+    /// A fresh Secrets Manager secret holding `value` (its `AWSCURRENT`); returns its ARN.
+    pub async fn new_secret(&self, value: &str) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        let out = client
+            .create_secret()
+            .name(format!("cc-test-{}", uuid_like()))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret");
+        out.arn().expect("secret ARN").to_owned()
+    }
+
+    /// Rotates the secret `arn` to `value`, as `put-secret-value` does: the new version becomes
+    /// `AWSCURRENT` and the old one `AWSPREVIOUS`.
+    pub async fn rotate_secret(&self, arn: &str, value: &str) {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put secret value");
+    }
+
     /// Mail SES accepted from `sender`, newest first, in the shape of `/_dev/mailbox.json`.
     /// moto keeps the HTML part only; `text` is derived from it.
     pub async fn sent_mail(&self, sender: &str) -> Vec<Value> {
