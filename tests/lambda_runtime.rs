@@ -377,7 +377,7 @@ async fn a_refused_mail_is_502_through_the_send_binary() {
         .iter()
         .find(|l| l["message"] == "verification mail refused by the mail service")
         .expect("the refusal is logged");
-    assert_eq!(refused["channel"], id.as_str());
+    assert_eq!(refused["channel_id"], id.as_str());
     let log = send.log();
     assert!(
         !log.contains("bob@example.com") && !log.contains("nobody@unverified"),
@@ -422,6 +422,14 @@ fn json_lines(f: &Function) -> Vec<Value> {
             serde_json::from_str::<Value>(line)
                 .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
         })
+        .collect()
+}
+
+/// The log lines (not the metric documents) of a function.
+fn lines_of(f: &Function) -> Vec<Value> {
+    json_lines(f)
+        .into_iter()
+        .filter(|l| l.get("_aws").is_none())
         .collect()
 }
 
@@ -576,7 +584,19 @@ async fn every_log_line_is_json_with_the_request_ids_and_no_secret_or_address() 
     assert!(ok["latency_ms"].is_u64());
     assert!(ok.get("error_code").is_none());
     assert_eq!(find("create", 201)["cold_start"], true);
-    assert_eq!(find("send-verification", 429)["error_code"], "RATE_LIMITED");
+    let limited = find("send-verification", 429);
+    assert_eq!(limited["error_code"], "RATE_LIMITED");
+    assert_eq!(
+        limited["channel_id"],
+        id.as_str(),
+        "lines name the channel by id"
+    );
+    assert!(
+        lines_of(&s.send).iter().any(|l| l["limit"] == "cooldown"
+            && l["retry_after_seconds"].is_u64()
+            && l["channel_id"] == id.as_str()),
+        "the refusal says which limit"
+    );
     assert_eq!(find("read", 404)["error_code"], "CONTACT_CHANNEL_NOT_FOUND");
     assert_eq!(find("attempt-verification", 400)["level"], "INFO");
 

@@ -113,6 +113,7 @@ impl Metric {
 struct Scope {
     ids: InvocationIds,
     route: &'static str,
+    channel_id: Option<String>,
     cold_start: bool,
     counts: Mutex<Vec<Count>>,
 }
@@ -129,16 +130,19 @@ tokio::task_local! {
     static SCOPE: Arc<Scope>;
 }
 
-/// Runs `request` as one request of `route`: its log lines carry the ids, and its counters are
-/// gathered for [`request_done`]. The first request of a process is its cold start.
+/// Runs `request` as one request of `route` (on the channel `channel_id`, if it names one): its
+/// log lines carry the ids, and its counters are gathered for [`request_done`]. The first
+/// request of a process is its cold start.
 pub async fn scoped<T>(
     ids: InvocationIds,
     route: &'static str,
+    channel_id: Option<String>,
     request: impl Future<Output = T>,
 ) -> T {
     let scope = Arc::new(Scope {
         ids,
         route,
+        channel_id,
         cold_start: COLD.swap(false, Ordering::Relaxed),
         counts: Mutex::new(Vec::new()),
     });
@@ -302,6 +306,9 @@ where
                 }
             }
             line.insert("route".into(), json!(scope.route));
+            if let Some(channel) = &scope.channel_id {
+                line.insert("channel_id".into(), json!(channel));
+            }
             line.insert("cold_start".into(), json!(scope.cold_start));
         });
         event.record(&mut Fields(&mut line));
@@ -445,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn counts_belong_to_the_request_they_happen_in() {
         count(Metric::ConflictRetries); // outside a request: ignored
-        let counts = scoped(InvocationIds::default(), "create", async {
+        let counts = scoped(InvocationIds::default(), "create", None, async {
             count(Metric::ConflictRetries);
             count(Metric::ConflictRetries);
             count_by(Metric::RateLimited, "Limit", "cooldown");

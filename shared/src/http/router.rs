@@ -9,13 +9,14 @@ use std::time::Instant;
 use ::http::Method;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::MAX_BODY_BYTES;
 use super::handlers;
+use crate::domain::ChannelId;
 use crate::error::ApiError;
 use crate::service::Service;
 use crate::telemetry;
@@ -170,8 +171,9 @@ async fn read_body_and_log(request: Request, next: Next) -> Response {
         .get::<telemetry::InvocationIds>()
         .cloned()
         .unwrap_or_default();
-    telemetry::scoped(ids, route, async move {
-        let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let channel = channel_in_path(&mut parts).await;
+    telemetry::scoped(ids, route, channel, async move {
         let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => {
                 next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -193,6 +195,14 @@ async fn read_body_and_log(request: Request, next: Next) -> Response {
         response
     })
     .await
+}
+
+/// The channel id a path names, so that every line of a request on one channel says which
+/// (an id, never the address); `None` for other paths and malformed ids.
+async fn channel_in_path(parts: &mut ::http::request::Parts) -> Option<String> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    let (_, raw) = params.iter().find(|(k, _)| *k == "contact_channel_id")?;
+    ChannelId::parse(raw).ok().map(|id| id.to_string())
 }
 
 /// The name of the route a matched path and method stand for, for logs and metrics.

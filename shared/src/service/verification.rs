@@ -51,11 +51,12 @@ impl Service {
         .inspect_err(|e| self.count_rate_limited(e))?;
         if let Err(e) = mailer.send(&prepared.mail).await {
             telemetry::count(Metric::MailDeliveryFailed);
-            tracing::warn!(error = %e, channel = %at_channel(&prepared), "verification mail refused by the mail service");
+            tracing::warn!(error = %e, "verification mail refused by the mail service");
             self.roll_back_send(&prepared).await;
             return Err(ApiError::EmailDeliveryFailed);
         }
         let strategy = prepared.result.strategy.as_str();
+        tracing::info!(strategy, "verification mail accepted by the mail service");
         telemetry::count_by(Metric::VerificationMailSent, "Strategy", strategy);
         Ok(prepared.result)
     }
@@ -68,6 +69,11 @@ impl Service {
             } else {
                 "daily_cap"
             };
+            tracing::info!(
+                limit,
+                retry_after_seconds = wait,
+                "verification mail refused by a send limit"
+            );
             telemetry::count_by(Metric::RateLimited, "Limit", limit);
         }
     }
@@ -329,11 +335,6 @@ fn count_guess(outcome: &Result<(), ApiError>) {
         }
         Err(_) => telemetry::count(Metric::VerificationIncorrect),
     }
-}
-
-/// The channel of a send, for a log line that must say which one without its address.
-fn at_channel(send: &Prepared) -> String {
-    send.sent.id.to_string()
 }
 
 /// The change that undoes a refused send on the channel as it is now: the previous code comes
