@@ -117,7 +117,8 @@ pub async fn run(
     };
     let dynamodb = crate::sdk::dynamodb_client(&sdk);
     // The secrets and the first DynamoDB connection (its TLS handshake is most of a cold
-    // request's time) are set up side by side, so the warm-up adds nothing to Init.
+    // request's time) are set up side by side: Init waits for the slower of the two, and the
+    // first request finds the connection open.
     let warm_up = warm_up(&dynamodb, &table, function);
     let (secrets, ()) = tokio::join!(fetch_secrets(&sdk, &config), warm_up);
     let fetched = secrets.and_then(|(verification, jwt)| {
