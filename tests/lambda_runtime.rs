@@ -766,3 +766,69 @@ async fn a_secret_arn_that_cannot_be_read_is_an_init_error() {
     assert_eq!(f.api.next_polls(), 0);
     json_lines(&f);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_started_while_a_secret_is_staged_accepts_codes_signed_after_the_promotion() {
+    let moto = moto();
+    let arn = moto
+        .new_secret("the-first-verification-secret-of-at-least-32-bytes")
+        .await;
+    let secret_env = [
+        ("VERIFICATION_SECRET", ""),
+        ("VERIFICATION_SECRET_ARN", arn.as_str()),
+    ];
+    let (env, sender) = env(&secret_env).await;
+    let create = Function::start("cc-create", &env).await;
+    let server = [("x-server-key", SERVER_KEY)];
+    let body = json!({ "user_id": "fay", "type": "email", "value": "fay@example.com", "used_for_auth": false });
+    let created = create
+        .call(api_gateway_event("POST", BASE, "", Some(&body), &server))
+        .await;
+    expect(&created, 201, None);
+    let id = created.2["id"].as_str().unwrap().to_owned();
+
+    // Staged: environments started now still sign with the current secret but accept the new.
+    let new = moto
+        .stage_secret(&arn, "the-second-verification-secret-of-at-least-32-bytes")
+        .await;
+    let staged = Function::start("cc-attempt", &env).await;
+    expect(
+        &staged
+            .call(api_gateway_event(
+                "POST",
+                &format!("{BASE}/verify"),
+                "",
+                Some(&json!({ "code": "x" })),
+                &[],
+            ))
+            .await,
+        404,
+        Some("VERIFICATION_CODE_NOT_FOUND"),
+    );
+    // Promoted: a function started now signs with the new secret.
+    moto.promote_secret(&arn, &new).await;
+    let send = Function::start("cc-send-verification", &env).await;
+    let by_code = json!({ "strategy": "email_code" });
+    let path = format!("{BASE}/fay/{id}/send-verification-code");
+    expect(
+        &send
+            .call(api_gateway_event(
+                "POST",
+                &path,
+                "",
+                Some(&by_code),
+                &server,
+            ))
+            .await,
+        200,
+        None,
+    );
+    let text = moto.sent_mail(&sender).await[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = six_digits(&text).unwrap();
+    let path = format!("{BASE}/fay/{id}/attempt-verification");
+    let guess = api_gateway_event("POST", &path, "", Some(&json!({ "code": code })), &server);
+    expect(&staged.call(guess).await, 200, None);
+}
