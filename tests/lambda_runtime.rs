@@ -48,6 +48,7 @@ async fn env(overrides: &[(&str, &str)]) -> (Vec<(String, String)>, String) {
         env.push((k.into(), v.into()));
     }
     for (k, v) in overrides {
+        env.retain(|(name, _)| name != k);
         env.push(((*k).into(), (*v).into()));
     }
     (env, sender)
@@ -361,6 +362,27 @@ async fn a_refused_mail_is_502_through_the_send_binary() {
         ))
         .await;
     expect(&got, 502, Some("EMAIL_DELIVERY_FAILED"));
+
+    // Counted as a delivery failure, logged by channel id, never by address.
+    let lines = json_lines(&send);
+    let docs: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.get("_aws").is_some())
+        .cloned()
+        .collect();
+    docs.iter().for_each(assert_valid_emf);
+    assert_eq!(metric_sum(&docs, "MailDeliveryFailed", |_| true), 1);
+    assert_eq!(metric_sum(&docs, "VerificationMailSent", |_| true), 0);
+    let refused = lines
+        .iter()
+        .find(|l| l["message"] == "verification mail refused by the mail service")
+        .expect("the refusal is logged");
+    assert_eq!(refused["channel_id"], id.as_str());
+    let log = send.log();
+    assert!(
+        !log.contains("bob@example.com") && !log.contains("nobody@unverified"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,4 +412,423 @@ async fn a_function_without_its_required_variables_reports_an_init_error_naming_
         "and one log line names them: {}",
         f.log()
     );
+}
+
+/// The lines a function wrote, each parsed as JSON (a line that is not JSON fails the test).
+fn json_lines(f: &Function) -> Vec<Value> {
+    f.log()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+        })
+        .collect()
+}
+
+/// The log lines (not the metric documents) of a function.
+fn lines_of(f: &Function) -> Vec<Value> {
+    json_lines(f)
+        .into_iter()
+        .filter(|l| l.get("_aws").is_none())
+        .collect()
+}
+
+/// The parts of an EMF document the specification requires, checked against the values.
+fn assert_valid_emf(doc: &Value) {
+    let aws = &doc["_aws"];
+    assert!(
+        aws["Timestamp"]
+            .as_i64()
+            .is_some_and(|t| t > 1_700_000_000_000),
+        "{doc}"
+    );
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
+    assert!(!directives.is_empty(), "{doc}");
+    for d in directives {
+        assert_eq!(d["Namespace"], "ContactChannels", "{doc}");
+        for set in d["Dimensions"].as_array().expect("Dimensions") {
+            let set = set.as_array().expect("a dimension set");
+            assert!(!set.is_empty() && set.len() <= 30, "{doc}");
+            for name in set {
+                let name = name.as_str().expect("a dimension name");
+                assert!(doc[name].is_string(), "dimension {name} has a value: {doc}");
+            }
+        }
+        let metrics = d["Metrics"].as_array().expect("Metrics");
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{doc}");
+        for m in metrics {
+            let name = m["Name"].as_str().expect("Name");
+            assert!(doc[name].is_number(), "metric {name} has a value: {doc}");
+            assert!(
+                matches!(m["Unit"].as_str(), Some("Count" | "Milliseconds")),
+                "{doc}"
+            );
+        }
+    }
+}
+
+/// The sum of `metric` over the EMF documents of `docs`, where `filter` holds.
+fn metric_sum(docs: &[Value], metric: &str, filter: impl Fn(&Value) -> bool) -> u64 {
+    docs.iter()
+        .filter(|d| filter(d))
+        .filter_map(|d| d[metric].as_u64())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_line_is_json_with_the_request_ids_and_no_secret_or_address() {
+    let s = stack(&[("SEND_COOLDOWN_SECONDS", "30")]).await;
+    let bearer = format!("Bearer {}", client_token("carol"));
+    let carol = [("authorization", bearer.as_str())];
+    let server = [("x-server-key", SERVER_KEY)];
+    let address = "carol.private@example.org";
+    let body =
+        json!({ "user_id": "carol", "type": "email", "value": address, "used_for_auth": false });
+    let created = s
+        .create
+        .call(api_gateway_event("POST", BASE, "", Some(&body), &server))
+        .await;
+    expect(&created, 201, None);
+    let id = created.2["id"].as_str().unwrap().to_owned();
+    let one = format!("{BASE}/carol/{id}");
+    let send = format!("{one}/send-verification-code");
+    let by_code = json!({ "strategy": "email_code" });
+    let sent = api_gateway_event("POST", &send, "", Some(&by_code), &carol);
+    expect(&s.send.call(sent.clone()).await, 200, None);
+    // The cooldown refuses a second send at once.
+    expect(&s.send.call(sent).await, 429, Some("RATE_LIMITED"));
+    let code = six_digits(&s.last_mail_text().await).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let attempt = format!("{one}/attempt-verification");
+    let guess =
+        |c: &str| api_gateway_event("POST", &attempt, "", Some(&json!({ "code": c })), &carol);
+    expect(
+        &s.attempt.call(guess(wrong)).await,
+        400,
+        Some("VERIFICATION_CODE_INCORRECT"),
+    );
+    let apigw_id = "apigw-request-id-for-the-log-test";
+    let mut right = guess(&code);
+    right["requestContext"]["requestId"] = apigw_id.into();
+    expect(&s.attempt.call(right).await, 200, None);
+    let missing = api_gateway_event(
+        "GET",
+        &format!("{BASE}/carol/{PLACEHOLDER}"),
+        "",
+        None,
+        &carol,
+    );
+    expect(
+        &s.list.call(missing).await,
+        404,
+        Some("CONTACT_CHANNEL_NOT_FOUND"),
+    );
+
+    let secrets = [
+        code.as_str(),
+        SERVER_KEY,
+        &bearer["Bearer ".len()..],
+        "an-hmac-key-of-at-least-32-bytes-for-tests",
+        cc_tests::JWT_SECRET,
+        address,
+        s.sender.as_str(),
+    ];
+    let mut docs = Vec::new();
+    let mut requests = Vec::new();
+    for f in [&s.create, &s.list, &s.send, &s.attempt] {
+        let lines = json_lines(f);
+        assert!(!lines.is_empty(), "the log was captured");
+        for (line, raw) in lines.iter().zip(f.log().lines()) {
+            for secret in secrets {
+                assert!(!raw.contains(secret), "{secret:?} leaked: {raw}");
+            }
+            assert!(
+                !raw.contains('@'),
+                "an address (or part of one) leaked: {raw}"
+            );
+            if line.get("_aws").is_some() {
+                assert_valid_emf(line);
+                docs.push(line.clone());
+                continue;
+            }
+            for field in ["level", "message", "target", "function"] {
+                assert!(line[field].is_string(), "{field} in {line}");
+            }
+            // Every line is written while serving a request, and says which.
+            let request_id = line["request_id"].as_str().unwrap_or_default();
+            assert!(
+                request_id.starts_with("req-"),
+                "a Lambda request id in {line}"
+            );
+            assert!(line["apigw_request_id"].is_string(), "{line}");
+            assert!(line["route"].is_string(), "{line}");
+            assert!(line["cold_start"].is_boolean(), "{line}");
+            assert!(line["function_name"].is_string(), "{line}");
+            if line["message"] == "request" {
+                requests.push(line.clone());
+            }
+        }
+    }
+    let find = |route: &str, status: u64| {
+        requests
+            .iter()
+            .find(|l| l["route"] == route && l["status"] == status)
+            .unwrap_or_else(|| panic!("a request line for {route} {status} in {requests:?}"))
+    };
+    let ok = find("attempt-verification", 200);
+    assert_eq!(ok["apigw_request_id"], apigw_id);
+    assert_eq!(ok["function"], "attempt");
+    assert_eq!(ok["cold_start"], false, "the second request of the process");
+    assert!(ok["latency_ms"].is_u64());
+    assert!(ok.get("error_code").is_none());
+    assert_eq!(find("create", 201)["cold_start"], true);
+    let limited = find("send-verification", 429);
+    assert_eq!(limited["error_code"], "RATE_LIMITED");
+    assert_eq!(
+        limited["channel_id"],
+        id.as_str(),
+        "lines name the channel by id"
+    );
+    assert!(
+        lines_of(&s.send).iter().any(|l| l["limit"] == "cooldown"
+            && l["retry_after_seconds"].is_u64()
+            && l["channel_id"] == id.as_str()),
+        "the refusal says which limit"
+    );
+    assert_eq!(find("read", 404)["error_code"], "CONTACT_CHANNEL_NOT_FOUND");
+    assert_eq!(find("attempt-verification", 400)["level"], "INFO");
+
+    // The metrics of what happened, by function and route.
+    let route = |r: &'static str| move |d: &Value| d["Route"] == r;
+    let code_sends = |d: &Value| d["Strategy"] == "email_code";
+    assert_eq!(metric_sum(&docs, "VerificationMailSent", code_sends), 1);
+    assert_eq!(
+        metric_sum(&docs, "RateLimited", |d| d["Limit"] == "cooldown"),
+        1
+    );
+    assert_eq!(metric_sum(&docs, "VerificationIncorrect", |_| true), 1);
+    assert_eq!(
+        metric_sum(&docs, "VerificationSucceeded", |d| d["Strategy"]
+            == "email_code"),
+        1
+    );
+    assert_eq!(metric_sum(&docs, "VerificationBurned", |_| true), 0);
+    assert_eq!(metric_sum(&docs, "DynamoDbRequests", route("create")), 1);
+    assert!(metric_sum(&docs, "DynamoDbRequests", route("attempt-verification")) >= 2);
+    assert!(
+        docs.iter()
+            .filter(|d| d["Route"] == "create")
+            .all(|d| d["Function"] == "create" && d["ConflictRetries"] == 0)
+    );
+}
+
+/// Sends a verification mail for the caller's channel `id` through `f`; returns the mail's text.
+async fn send_and_read(
+    f: &Function,
+    id: &str,
+    body: &Value,
+    auth: &[(&str, &str)],
+    sender: &str,
+) -> String {
+    let path = format!("{BASE}/me/{id}/send-verification-code");
+    let event = api_gateway_event("POST", &path, "", Some(body), auth);
+    expect(&f.call(event).await, 200, None);
+    moto().sent_mail(sender).await[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_secrets_manager_and_a_rotation_keeps_outstanding_codes_and_links() {
+    let moto = moto();
+    let old = "the-first-verification-secret-of-at-least-32-bytes";
+    let new = "the-second-verification-secret-of-at-least-32-bytes";
+    let arn = moto.new_secret(old).await;
+    let jwt_arn = moto.new_secret(cc_tests::JWT_SECRET).await;
+    let secret_env = [
+        ("VERIFICATION_SECRET", ""),
+        ("JWT_HS256_SECRET", ""),
+        ("VERIFICATION_SECRET_ARN", arn.as_str()),
+        ("JWT_HS256_SECRET_ARN", jwt_arn.as_str()),
+    ];
+    let (env, sender) = env(&secret_env).await;
+    assert!(
+        env.iter()
+            .all(|(k, v)| !k.ends_with("_SECRET") || v.is_empty()),
+        "no plaintext secret in the function's environment"
+    );
+    let create = Function::start("cc-create", &env).await;
+    let send = Function::start("cc-send-verification", &env).await;
+    let bearer = format!("Bearer {}", client_token("erin"));
+    let erin = [("authorization", bearer.as_str())];
+    let mut ids = Vec::new();
+    for value in ["erin@example.com", "erin.work@example.com"] {
+        let body =
+            json!({ "user_id": "me", "type": "email", "value": value, "used_for_auth": false });
+        let created = create
+            .call(api_gateway_event("POST", BASE, "", Some(&body), &erin))
+            .await;
+        expect(&created, 201, None); // the HS256 key came from Secrets Manager
+        ids.push(created.2["id"].as_str().unwrap().to_owned());
+    }
+    let by_code = json!({ "strategy": "email_code" });
+    let by_link = json!({ "strategy": "email_link", "callback_url": "https://app.example.com/v" });
+    let code = six_digits(&send_and_read(&send, &ids[0], &by_code, &erin, &sender).await).unwrap();
+    let token = link_token(&send_and_read(&send, &ids[1], &by_link, &erin, &sender).await).unwrap();
+
+    // Rotation while both are outstanding; functions started afterwards sign with the new
+    // secret and still accept the previous one.
+    moto.rotate_secret(&arn, new).await;
+    let attempt = Function::start("cc-attempt", &env).await;
+    let verify = json!({ "code": token });
+    let verified = attempt
+        .call(api_gateway_event(
+            "POST",
+            &format!("{BASE}/verify"),
+            "",
+            Some(&verify),
+            &[],
+        ))
+        .await;
+    expect(&verified, 200, None);
+    let path = format!("{BASE}/me/{}/attempt-verification", ids[0]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let guess = |c: &str| api_gateway_event("POST", &path, "", Some(&json!({ "code": c })), &erin);
+    let refused = attempt.call(guess(wrong)).await;
+    expect(&refused, 400, Some("VERIFICATION_CODE_INCORRECT"));
+    expect(&attempt.call(guess(&code)).await, 200, None);
+
+    // A code sent after the rotation is signed with the new secret: a function that knew only
+    // the old one refuses it, one started now accepts it.
+    let body = json!({ "user_id": "me", "type": "email", "value": "erin.home@example.com", "used_for_auth": false });
+    let third = create
+        .call(api_gateway_event("POST", BASE, "", Some(&body), &erin))
+        .await
+        .2["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send_now = Function::start("cc-send-verification", &env).await;
+    let fresh =
+        six_digits(&send_and_read(&send_now, &third, &by_code, &erin, &sender).await).unwrap();
+    let path = format!("{BASE}/me/{third}/attempt-verification");
+    let guess = api_gateway_event("POST", &path, "", Some(&json!({ "code": fresh })), &erin);
+    let stale_env = [
+        ("VERIFICATION_SECRET", old),
+        ("VERIFICATION_SECRET_ARN", ""),
+    ];
+    let mut old_env = env.clone();
+    old_env.extend(
+        stale_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let old_attempt = Function::start("cc-attempt", &old_env).await;
+    expect(
+        &old_attempt.call(guess.clone()).await,
+        400,
+        Some("VERIFICATION_CODE_INCORRECT"),
+    );
+    expect(&attempt.call(guess).await, 200, None);
+    for f in [&create, &send, &attempt, &send_now] {
+        let log = f.log();
+        for secret in [
+            old,
+            new,
+            cc_tests::JWT_SECRET,
+            code.as_str(),
+            token.as_str(),
+        ] {
+            assert!(!log.contains(secret), "{secret} leaked: {log}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_arn_that_cannot_be_read_is_an_init_error() {
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nothing-here-AbCdEf";
+    let (env, _) = env(&[
+        ("VERIFICATION_SECRET", ""),
+        ("VERIFICATION_SECRET_ARN", missing),
+    ])
+    .await;
+    let mut f = Function::start("cc-list", &env).await;
+    f.exit_status(Duration::from_secs(15))
+        .await
+        .expect("the function exits");
+    let (kind, body) = f.api.init_error().expect("an init error");
+    assert_eq!(kind, "Runtime.ConfigError");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("VERIFICATION_SECRET_ARN"), "{message}");
+    assert_eq!(f.api.next_polls(), 0);
+    json_lines(&f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_started_while_a_secret_is_staged_accepts_codes_signed_after_the_promotion() {
+    let moto = moto();
+    let arn = moto
+        .new_secret("the-first-verification-secret-of-at-least-32-bytes")
+        .await;
+    let secret_env = [
+        ("VERIFICATION_SECRET", ""),
+        ("VERIFICATION_SECRET_ARN", arn.as_str()),
+    ];
+    let (env, sender) = env(&secret_env).await;
+    let create = Function::start("cc-create", &env).await;
+    let server = [("x-server-key", SERVER_KEY)];
+    let body = json!({ "user_id": "fay", "type": "email", "value": "fay@example.com", "used_for_auth": false });
+    let created = create
+        .call(api_gateway_event("POST", BASE, "", Some(&body), &server))
+        .await;
+    expect(&created, 201, None);
+    let id = created.2["id"].as_str().unwrap().to_owned();
+
+    // Staged: environments started now still sign with the current secret but accept the new.
+    let new = moto
+        .stage_secret(&arn, "the-second-verification-secret-of-at-least-32-bytes")
+        .await;
+    let staged = Function::start("cc-attempt", &env).await;
+    expect(
+        &staged
+            .call(api_gateway_event(
+                "POST",
+                &format!("{BASE}/verify"),
+                "",
+                Some(&json!({ "code": "x" })),
+                &[],
+            ))
+            .await,
+        404,
+        Some("VERIFICATION_CODE_NOT_FOUND"),
+    );
+    // Promoted: a function started now signs with the new secret.
+    moto.promote_secret(&arn, &new).await;
+    let send = Function::start("cc-send-verification", &env).await;
+    let by_code = json!({ "strategy": "email_code" });
+    let path = format!("{BASE}/fay/{id}/send-verification-code");
+    expect(
+        &send
+            .call(api_gateway_event(
+                "POST",
+                &path,
+                "",
+                Some(&by_code),
+                &server,
+            ))
+            .await,
+        200,
+        None,
+    );
+    let text = moto.sent_mail(&sender).await[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = six_digits(&text).unwrap();
+    let path = format!("{BASE}/fay/{id}/attempt-verification");
+    let guess = api_gateway_event("POST", &path, "", Some(&json!({ "code": code })), &server);
+    expect(&staged.call(guess).await, 200, None);
 }

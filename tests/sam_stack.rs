@@ -18,6 +18,9 @@ const FUNCTIONS: [&str; 6] = [
     "AttemptFunction",
 ];
 
+/// The one Secrets Manager action: each function reads the verification secret during Init.
+const SECRET_READ: &str = "secretsmanager:GetSecretValue";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -71,9 +74,12 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         (
             "CreateFunction",
-            &["dynamodb:PutItem", "dynamodb:UpdateItem"][..],
+            &["dynamodb:PutItem", "dynamodb:UpdateItem", SECRET_READ][..],
         ),
-        ("ListFunction", &["dynamodb:GetItem", "dynamodb:Query"][..]),
+        (
+            "ListFunction",
+            &["dynamodb:GetItem", "dynamodb:Query", SECRET_READ][..],
+        ),
         (
             "PatchFunction",
             &[
@@ -81,6 +87,7 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                SECRET_READ,
             ][..],
         ),
         (
@@ -89,6 +96,7 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 "dynamodb:DeleteItem",
                 "dynamodb:GetItem",
                 "dynamodb:UpdateItem",
+                SECRET_READ,
             ][..],
         ),
         (
@@ -99,6 +107,7 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
                 "ses:SendEmail",
+                SECRET_READ,
             ][..],
         ),
         (
@@ -107,6 +116,7 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                SECRET_READ,
             ][..],
         ),
     ]);
@@ -130,6 +140,13 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                     resources,
                     &vec!["Table.Arn".to_owned()],
                     "{function}: {action} beyond the table"
+                );
+            }
+            if action == SECRET_READ {
+                assert_eq!(
+                    resources,
+                    &vec!["VerificationSecret".to_owned()],
+                    "{function}: {action} beyond the one secret"
                 );
             }
             if action == "ses:SendEmail" {
@@ -247,11 +264,165 @@ fn the_verification_secret_is_generated_never_a_parameter() {
             >= 32
     );
     let env = &t["Globals"]["Function"]["Environment"]["Variables"];
-    let reference = strings(&env["VERIFICATION_SECRET"]).join("");
-    assert!(
-        reference.contains("{{resolve:secretsmanager:${VerificationSecret}"),
-        "{reference}"
+    assert_eq!(
+        strings(&env["VERIFICATION_SECRET_ARN"]),
+        ["VerificationSecret"]
     );
+}
+
+#[test]
+fn no_function_environment_holds_a_secret_value() {
+    let t = template();
+    let mut environments = vec![&t["Globals"]["Function"]["Environment"]["Variables"]];
+    for function in FUNCTIONS {
+        environments.push(&resource(&t, function)["Properties"]["Environment"]["Variables"]);
+    }
+    for env in environments {
+        let Some(vars) = env.as_mapping() else {
+            continue;
+        };
+        for (name, value) in vars {
+            let name = name.as_str().unwrap();
+            let value = strings(value).join("");
+            assert!(!value.contains("resolve:secretsmanager"), "{name}: {value}");
+            assert!(
+                !["VERIFICATION_SECRET", "JWT_HS256_SECRET"].contains(&name),
+                "{name} is set in plain text"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_logs_json_to_its_own_group() {
+    let t = template();
+    for function in FUNCTIONS {
+        let logging = &resource(&t, function)["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{function}");
+        let group = strings(&logging["LogGroup"]).join("");
+        assert!(group.ends_with("LogGroup"), "{function}: {group}");
+    }
+}
+
+#[test]
+fn the_api_is_throttled_and_tighter_on_the_unauthenticated_routes() {
+    let t = template();
+    let api = &resource(&t, "HttpApi")["Properties"];
+    let default = &api["DefaultRouteSettings"];
+    assert_eq!(
+        strings(&default["ThrottlingRateLimit"]),
+        ["ApiThrottlingRateLimit"]
+    );
+    assert_eq!(
+        strings(&default["ThrottlingBurstLimit"]),
+        ["ApiThrottlingBurstLimit"]
+    );
+    for route in ["verify", "verify/check-code"] {
+        let key = format!("POST /api/v1/contact-channels/{route}");
+        let settings = &api["RouteSettings"][key.as_str()];
+        assert_eq!(
+            strings(&settings["ThrottlingRateLimit"]),
+            ["VerifyThrottlingRateLimit"]
+        );
+        assert_eq!(
+            strings(&settings["ThrottlingBurstLimit"]),
+            ["VerifyThrottlingBurstLimit"]
+        );
+    }
+    let default_of = |p: &str| t["Parameters"][p]["Default"].as_u64().unwrap();
+    assert!(default_of("VerifyThrottlingRateLimit") < default_of("ApiThrottlingRateLimit"));
+    assert!(default_of("VerifyThrottlingBurstLimit") < default_of("ApiThrottlingBurstLimit"));
+    let reserved = strings(&t["Globals"]["Function"]["ReservedConcurrentExecutions"]);
+    assert!(
+        reserved.contains(&"ReservedConcurrency".to_owned()),
+        "{reserved:?}"
+    );
+}
+
+/// The alarms of the template, by logical id.
+fn alarms(t: &Value) -> BTreeMap<String, &Value> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+#[test]
+fn alarms_watch_every_function_and_notify_the_optional_topic() {
+    let t = template();
+    let alarms = alarms(&t);
+    for function in FUNCTIONS {
+        for metric in ["Errors", "Throttles"] {
+            let watching = alarms.values().any(|a| {
+                let p = &a["Properties"];
+                p["Namespace"].as_str() == Some("AWS/Lambda")
+                    && p["MetricName"].as_str() == Some(metric)
+                    && strings(&p["Dimensions"][0]["Value"]) == [function]
+            });
+            assert!(watching, "no {metric} alarm on {function}");
+        }
+    }
+    for (name, alarm) in &alarms {
+        let actions = strings(&alarm["Properties"]["AlarmActions"]);
+        assert!(
+            actions.contains(&"HasAlarmTopic".to_owned())
+                && actions.contains(&"AlarmTopicArn".to_owned()),
+            "{name}: {actions:?}"
+        );
+    }
+    for expected in [
+        "ApiServerErrorRateAlarm",
+        "ApiLatencyP99Alarm",
+        "DynamoDbThrottledAlarm",
+        "DynamoDbSystemErrorsAlarm",
+        "SesBounceRateAlarm",
+        "SesComplaintRateAlarm",
+    ] {
+        assert!(alarms.contains_key(expected), "{expected}");
+    }
+    for ses in ["SesBounceRateAlarm", "SesComplaintRateAlarm"] {
+        assert_eq!(
+            alarms[ses]["Condition"].as_str(),
+            Some("HasConfigurationSet")
+        );
+    }
+    assert_eq!(
+        resource(&t, "Dashboard")["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+}
+
+#[test]
+fn the_mail_alarm_watches_the_metric_the_send_function_emits() {
+    use cc_aws::lambda::Function;
+    let t = template();
+    let p = &alarms(&t)["MailDeliveryFailedAlarm"]["Properties"];
+    assert_eq!(
+        p["Namespace"].as_str(),
+        Some(contact_channels::telemetry::NAMESPACE)
+    );
+    assert_eq!(
+        p["MetricName"].as_str(),
+        Some(contact_channels::telemetry::Metric::MailDeliveryFailed.name())
+    );
+    let dimensions: BTreeMap<String, String> = p["Dimensions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["Name"].as_str().unwrap().to_owned(),
+                d["Value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let send = Function::SendVerification;
+    assert_eq!(dimensions["Function"], send.name());
+    let route = send.routes()[0].name();
+    assert_eq!(dimensions["Route"], route);
 }
 
 #[test]

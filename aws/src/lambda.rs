@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use axum::middleware;
 use contact_channels::Service;
-use contact_channels::config::{Config, Profile};
+use contact_channels::config::{AcceptedSecret, Config, Profile, Secret};
 use contact_channels::http::{Route, router};
 use contact_channels::mail::Mailer;
+use contact_channels::telemetry::InvocationIds;
 
 use crate::dynamo::DynamoStore;
 use crate::jwks::HttpKeySet;
@@ -40,6 +42,24 @@ impl Function {
         }
     }
 
+    /// Its name in log lines and the `Function` dimension of its metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Create => "create",
+            Function::List => "list",
+            Function::Patch => "patch",
+            Function::Delete => "delete",
+            Function::SendVerification => "send-verification",
+            Function::Attempt => "attempt",
+        }
+    }
+
+    /// Whether it reads before it writes, so that a warm-up read at Init is an action it is
+    /// granted anyway (create only writes).
+    fn reads(self) -> bool {
+        self != Function::Create
+    }
+
     /// Whether it sends mail (and so needs `MAIL_FROM` and an SES client).
     pub fn sends_mail(self) -> bool {
         self == Function::SendVerification
@@ -49,7 +69,7 @@ impl Function {
 /// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so
 /// the invoker sees the reason instead of a bare exit. The Runtime API address is the
 /// platform's own variable, read here exactly as the runtime crate reads it.
-async fn init_failed(kind: &str, message: String) -> lambda_http::Error {
+async fn init_failed(kind: &str, message: String) -> ! {
     tracing::error!("{message}");
     if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
         let url = format!("http://{api}/2018-06-01/runtime/init/error");
@@ -66,30 +86,50 @@ async fn init_failed(kind: &str, message: String) -> lambda_http::Error {
             tracing::error!(error = %e, "could not report the init error to the Runtime API");
         }
     }
-    message.into()
+    // Ended here rather than by returning the error from `main`, which would print it once more
+    // as a line that is not JSON.
+    std::process::exit(1)
 }
 
 /// Builds the mailer of the one function that sends mail, from the shared SDK config.
 pub type MailerFactory = fn(&aws_config::SdkConfig, &Config) -> Arc<dyn Mailer>;
 
-/// Cold start: config, adapters, then the shared router handed to the runtime. A configuration
-/// problem ends the process with one log line naming every missing or malformed variable.
+/// Cold start: config, secrets, adapters, then the shared router handed to the runtime. A
+/// configuration problem ends the process with one log line naming every missing or malformed
+/// variable.
 pub async fn run(
     function: Function,
     mailer: Option<MailerFactory>,
 ) -> Result<(), lambda_http::Error> {
-    contact_channels::telemetry::init(false);
-    let config = match Config::from_env(Profile::Lambda {
+    let format = contact_channels::config::log_format_from_env(Profile::Lambda {
+        sends_mail: function.sends_mail(),
+    });
+    contact_channels::telemetry::init(format, false, function.name());
+    let mut config = match Config::from_env(Profile::Lambda {
         sends_mail: function.sends_mail(),
     }) {
         Ok(config) => config,
-        Err(e) => return Err(init_failed("Runtime.ConfigError", e.to_string()).await),
+        Err(e) => init_failed("Runtime.ConfigError", e.to_string()).await,
     };
     let sdk = crate::sdk::aws_config().await;
     let Some(table) = config.table_name.clone() else {
-        return Err(init_failed("Runtime.ConfigError", "TABLE_NAME is required".into()).await);
+        init_failed("Runtime.ConfigError", "TABLE_NAME is required".into()).await;
     };
-    let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    let dynamodb = crate::sdk::dynamodb_client(&sdk);
+    // The secrets and the first DynamoDB connection (its TLS handshake is most of a cold
+    // request's time) are set up side by side: Init waits for the slower of the two, and the
+    // first request finds the connection open.
+    let warm_up = warm_up(&dynamodb, &table, function);
+    let (secrets, ()) = tokio::join!(fetch_secrets(&sdk, &config), warm_up);
+    let fetched = secrets.and_then(|(verification, jwt)| {
+        config
+            .use_fetched_secrets(verification, jwt)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = fetched {
+        init_failed("Runtime.ConfigError", e).await;
+    }
+    let store = Arc::new(DynamoStore::new(dynamodb, table));
     let mailer = mailer.map(|make| make(&sdk, &config));
     let key_set = config.jwt.jwks_url.clone().map(HttpKeySet::new);
     let mut service = Service::new(config, store);
@@ -99,5 +139,85 @@ pub async fn run(
     if let Some(key_set) = key_set {
         service = service.with_key_set(Arc::new(key_set));
     }
-    lambda_http::run(router(Arc::new(service), function.routes())).await
+    let app = router(Arc::new(service), function.routes()).layer(middleware::map_request(with_ids));
+    if let Err(e) = lambda_http::run(app).await {
+        tracing::error!(error = %e, "the Lambda runtime stopped");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+type FetchedSecrets = (Option<(Secret, Vec<AcceptedSecret>)>, Option<Secret>);
+
+/// Reads the secrets the configuration names by ARN (none: nothing to do, no client built).
+async fn fetch_secrets(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<FetchedSecrets, String> {
+    let arns = &config.secret_arns;
+    if arns.verification.is_none() && arns.jwt_hs256.is_none() {
+        return Ok((None, None));
+    }
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let verification = match &arns.verification {
+        Some(arn) => Some(
+            crate::secrets::verification(&client, arn, config.verification_lifetime_millis())
+                .await
+                .map_err(|e| format!("VERIFICATION_SECRET_ARN: {e}"))?,
+        ),
+        None => None,
+    };
+    let jwt = match &arns.jwt_hs256 {
+        Some(arn) => Some(
+            crate::secrets::current(&client, arn)
+                .await
+                .map_err(|e| format!("JWT_HS256_SECRET_ARN: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok((verification, jwt))
+}
+
+/// One cheap read of a key that never exists, to open the pooled DynamoDB connection before the
+/// first request. A failure is only logged: the first request then pays the handshake.
+async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str, function: Function) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    if !function.reads() {
+        return;
+    }
+    let read = client
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S("WARM-UP".into()))
+        .key("sk", AttributeValue::S("WARM-UP".into()))
+        .projection_expression("pk")
+        .send()
+        .await;
+    if let Err(e) = read {
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        tracing::warn!(
+            error = e.code().unwrap_or("no service code"),
+            "DynamoDB warm-up read failed"
+        );
+    }
+}
+
+/// Puts the platform's ids (Lambda request id, API Gateway request id, trace id, function
+/// name) where the shared HTTP layer's telemetry finds them.
+async fn with_ids(mut request: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let lambda = request.lambda_context_ref();
+    let mut ids = InvocationIds {
+        request_id: lambda.map(|c| c.request_id.clone()),
+        xray_trace_id: lambda.and_then(|c| c.xray_trace_id.clone()),
+        function_name: lambda.map(|c| c.env_config.function_name.clone()),
+        apigw_request_id: None,
+    };
+    #[allow(irrefutable_let_patterns)] // one variant with this crate's features
+    if let Some(RequestContext::ApiGatewayV2(c)) = request.request_context_ref() {
+        ids.apigw_request_id = c.request_id.clone();
+    }
+    request.extensions_mut().insert(ids);
+    request
 }

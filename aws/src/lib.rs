@@ -6,3 +6,4 @@ pub mod dynamo;
 pub mod jwks;
 pub mod lambda;
 pub mod sdk;
+pub mod secrets;

@@ -25,3 +25,33 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// Counts every DynamoDB request put on the wire (the SDK's own retries included) into the
+/// current request's `DynamoDbRequests` metric. The interceptor runs inside the request's
+/// task, where the telemetry scope lives.
+#[derive(Debug, Clone, Copy)]
+pub struct CountDynamoDbRequests;
+
+impl aws_sdk_dynamodb::config::Intercept for CountDynamoDbRequests {
+    fn name(&self) -> &'static str {
+        "CountDynamoDbRequests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        contact_channels::telemetry::count(contact_channels::telemetry::Metric::DynamoDbRequests);
+        Ok(())
+    }
+}
+
+/// The DynamoDB client of a process, from the shared config, with its requests counted.
+pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(CountDynamoDbRequests)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}

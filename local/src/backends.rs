@@ -34,7 +34,7 @@ pub async fn build(config: &Config, echo_mail: bool) -> Result<Backends, String>
     };
     let store: Arc<dyn ChannelStore> = match (config.store, &sdk, &config.table_name) {
         (StoreKind::DynamoDb, Some(sdk), Some(table)) => Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
+            cc_aws::sdk::dynamodb_client(sdk),
             table.clone(),
         )),
         (StoreKind::DynamoDb, _, _) => {

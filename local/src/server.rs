@@ -46,7 +46,9 @@ pub async fn create_table(config: &Config) -> Result<String, String> {
 
 /// Serves the whole API and the `/_dev` routes until Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), String> {
-    contact_channels::telemetry::init(true);
+    let format =
+        contact_channels::config::log_format_from_env(contact_channels::config::Profile::Local);
+    contact_channels::telemetry::init(format, true, "local");
     let backends = crate::backends::build(&config, true).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await

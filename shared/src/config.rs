@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::callback::OriginPattern;
 pub use crate::domain::secret::Secret;
+use crate::telemetry::LogFormat;
 
 /// Where a process runs decides which variables are required and which defaults apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,24 @@ impl Default for Limits {
     }
 }
 
+/// Where a Lambda function reads its secrets from (Secrets Manager ARNs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretArns {
+    /// `VERIFICATION_SECRET_ARN`.
+    pub verification: Option<String>,
+    /// `JWT_HS256_SECRET_ARN`.
+    pub jwt_hs256: Option<String>,
+}
+
+/// A secret that still verifies (never signs) until `until_millis`.
+#[derive(Debug, Clone)]
+pub struct AcceptedSecret {
+    /// The secret.
+    pub secret: Secret,
+    /// Until when it verifies (Unix milliseconds).
+    pub until_millis: i64,
+}
+
 #[derive(Debug, Clone)]
 /// The whole configuration of a process, read once at start-up.
 pub struct Config {
@@ -97,8 +116,14 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// SHA-256 digests of the accepted server keys (`SERVER_KEY_SHA256`).
     pub server_key_digests: Vec<[u8; 32]>,
-    /// `VERIFICATION_SECRET`, the HMAC key of stored codes.
+    /// `VERIFICATION_SECRET`, the HMAC key of stored codes: new codes are signed with it.
     pub verification_secret: Secret,
+    /// Other versions of it that still verify codes and links, each until a time (a rotated-out
+    /// `AWSPREVIOUS` for one code or link lifetime, or an `AWSPENDING` about to become current).
+    pub accepted_verification_secrets: Vec<AcceptedSecret>,
+    /// Secrets Manager ARNs a Lambda function reads its secrets from during Init, instead of a
+    /// plaintext variable (`VERIFICATION_SECRET_ARN`, `JWT_HS256_SECRET_ARN`).
+    pub secret_arns: SecretArns,
     /// `ALLOWED_CALLBACK_URLS`.
     pub allowed_callback_urls: Vec<OriginPattern>,
     /// Lifetimes and limits.
@@ -137,7 +162,55 @@ pub fn sha256_hex(input: &[u8]) -> String {
     hex::encode(Sha256::digest(input))
 }
 
+/// `LOG_FORMAT` (`json` or `text`), read before the rest so that a configuration error is
+/// logged in the format the process will keep; JSON on Lambda and text locally by default.
+pub fn log_format_from_env(profile: Profile) -> LogFormat {
+    match std::env::var("LOG_FORMAT").as_deref().map(str::trim) {
+        Ok("json") => LogFormat::Json,
+        Ok("text") => LogFormat::Text,
+        _ if profile == Profile::Local => LogFormat::Text,
+        _ => LogFormat::Json,
+    }
+}
+
 impl Config {
+    /// Puts in the secrets a Lambda function read from Secrets Manager (`secret_arns`): the
+    /// current verification secret, the versions that still verify, and the HS256 secret.
+    pub fn use_fetched_secrets(
+        &mut self,
+        verification: Option<(Secret, Vec<AcceptedSecret>)>,
+        jwt_hs256: Option<Secret>,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if let Some((current, accepted)) = verification {
+            let short = |s: &Secret| s.expose().len() < 32;
+            if short(&current) || accepted.iter().any(|a| short(&a.secret)) {
+                problems.push("the verification secret must be at least 32 bytes".to_owned());
+            }
+            self.verification_secret = current;
+            self.accepted_verification_secrets = accepted;
+        } else if self.secret_arns.verification.is_some() {
+            problems.push("the verification secret was not read".to_owned());
+        }
+        if let Some(secret) = jwt_hs256 {
+            self.jwt.hs256_secret = Some(secret);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// The longest a code or link lives: how long a rotated-out secret must still verify.
+    pub fn verification_lifetime_millis(&self) -> i64 {
+        let seconds = self
+            .limits
+            .link_ttl_seconds
+            .max(self.limits.code_ttl_seconds);
+        i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
     /// True when the server key is the local development key (as `make run` defaults it).
     pub fn uses_local_dev_server_key(&self) -> bool {
         let dev = sha256_hex(LOCAL_DEV_SERVER_KEY.as_bytes());
@@ -161,7 +234,7 @@ impl Config {
         };
         let limits = r.limits();
         let port = r.port();
-        let verification_secret = r.verification_secret();
+        let (verification_secret, secret_arns) = r.secrets();
         let server_key_digests = r.server_key_digests();
         let allowed_callback_urls = r.callbacks();
         let jwt = r.jwt();
@@ -186,6 +259,8 @@ impl Config {
             jwt,
             server_key_digests,
             verification_secret,
+            accepted_verification_secrets: Vec::new(),
+            secret_arns,
             allowed_callback_urls,
             limits,
             store,
@@ -262,11 +337,45 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         }
     }
 
+    /// The verification secret, or on Lambda the ARNs to read it (and the HS256 secret) from:
+    /// one source per secret, so a deployment never has both a plaintext value and an ARN.
+    fn secrets(&mut self) -> (Secret, SecretArns) {
+        let arns = SecretArns {
+            verification: self.get("VERIFICATION_SECRET_ARN"),
+            jwt_hs256: self.get("JWT_HS256_SECRET_ARN"),
+        };
+        for (arn, plain, name) in [
+            (
+                &arns.verification,
+                "VERIFICATION_SECRET",
+                "VERIFICATION_SECRET_ARN",
+            ),
+            (&arns.jwt_hs256, "JWT_HS256_SECRET", "JWT_HS256_SECRET_ARN"),
+        ] {
+            if arn.is_none() {
+                continue;
+            }
+            if self.local {
+                self.problem(format!(
+                    "{name} is for Lambda only: set {plain} for the local server"
+                ));
+            } else if self.get(plain).is_some() {
+                self.problem(format!("set {name} or {plain}, not both"));
+            }
+        }
+        if arns.verification.is_some() && !self.local {
+            // Read from Secrets Manager during Init, then checked by `use_fetched_secrets`.
+            return (Secret::new(Vec::new()), arns);
+        }
+        (self.verification_secret(), arns)
+    }
+
     fn verification_secret(&mut self) -> Secret {
         match self.get_or_local("VERIFICATION_SECRET", LOCAL_DEV_VERIFICATION_SECRET) {
             Some(s) if s.len() >= 32 => return Secret::new(s.into_bytes()),
             Some(_) => self.problem("VERIFICATION_SECRET must be at least 32 bytes"),
-            None => self.problem("VERIFICATION_SECRET is required"),
+            None if self.local => self.problem("VERIFICATION_SECRET is required"),
+            None => self.problem("VERIFICATION_SECRET_ARN (or VERIFICATION_SECRET) is required"),
         }
         Secret::new(Vec::new())
     }
@@ -472,6 +581,38 @@ mod tests {
         assert_eq!(c.limits.send_cooldown_seconds, 0);
         assert_eq!(c.allowed_callback_urls.len(), 1);
         assert_eq!(c.app_name, "Acme");
+    }
+
+    #[test]
+    fn lambda_reads_secrets_by_arn_and_refuses_both_an_arn_and_a_plain_value() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:v";
+        let base = [("TABLE_NAME", "t"), ("VERIFICATION_SECRET_ARN", arn)];
+        let lambda = Profile::Lambda { sends_mail: false };
+        let mut c = Config::from_lookup(lambda, lookup(&base)).unwrap();
+        assert_eq!(c.secret_arns.verification.as_deref(), Some(arn));
+        // Not usable until the fetched secret is in.
+        assert!(c.use_fetched_secrets(None, None).is_err());
+        let short = Some((Secret::new(b"short".to_vec()), Vec::new()));
+        assert!(c.use_fetched_secrets(short, None).is_err());
+        let good = Some((Secret::new(vec![7; 32]), Vec::new()));
+        c.use_fetched_secrets(good, Some(Secret::new(b"h".to_vec())))
+            .unwrap();
+        assert_eq!(c.verification_secret.expose(), &[7; 32]);
+        assert!(c.jwt.hs256_secret.is_some());
+
+        let both = [
+            ("TABLE_NAME", "t"),
+            ("VERIFICATION_SECRET_ARN", arn),
+            ("VERIFICATION_SECRET", &"x".repeat(32)),
+        ];
+        let text = Config::from_lookup(lambda, lookup(&both))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("not both"), "{text}");
+        let text = Config::from_lookup(Profile::Local, lookup(&[("JWT_HS256_SECRET_ARN", arn)]))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("for Lambda only"), "{text}");
     }
 
     #[test]

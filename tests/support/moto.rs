@@ -148,6 +148,95 @@ impl Moto {
         sender
     }
 
+    /// A fresh Secrets Manager secret holding `value` (its `AWSCURRENT`); returns its ARN.
+    pub async fn new_secret(&self, value: &str) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        let out = client
+            .create_secret()
+            .name(format!("cc-test-{}", uuid_like()))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret");
+        out.arn().expect("secret ARN").to_owned()
+    }
+
+    /// Rotates the secret `arn` to `value`, as `put-secret-value` does: the new version becomes
+    /// `AWSCURRENT` and the old one `AWSPREVIOUS`.
+    pub async fn rotate_secret(&self, arn: &str, value: &str) {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put secret value");
+    }
+
+    /// Stages `value` as the secret's `AWSPENDING` version (the first step of a rotation);
+    /// returns the new version's id.
+    pub async fn stage_secret(&self, arn: &str, value: &str) -> String {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        let out = client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .version_stages("AWSPENDING")
+            .send()
+            .await
+            .expect("stage a secret version");
+        let version = out.version_id().expect("version id").to_owned();
+        let stages = client
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await
+            .expect("describe secret")
+            .version_ids_to_stages()
+            .and_then(|m| m.get(&version).cloned())
+            .unwrap_or_default();
+        assert_eq!(stages, ["AWSPENDING"], "staged, not current");
+        version
+    }
+
+    /// Makes `version` the secret's `AWSCURRENT` (the old current becomes `AWSPREVIOUS`) and
+    /// takes `AWSPENDING` off it: the last step of a rotation.
+    pub async fn promote_secret(&self, arn: &str, version: &str) {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk_config().await);
+        let described = client
+            .describe_secret()
+            .secret_id(arn)
+            .send()
+            .await
+            .expect("describe secret");
+        let current = described
+            .version_ids_to_stages()
+            .and_then(|m| {
+                m.iter()
+                    .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+                    .map(|(id, _)| id.clone())
+            })
+            .expect("a current version");
+        client
+            .update_secret_version_stage()
+            .secret_id(arn)
+            .version_stage("AWSCURRENT")
+            .move_to_version_id(version)
+            .remove_from_version_id(current)
+            .send()
+            .await
+            .expect("promote");
+        client
+            .update_secret_version_stage()
+            .secret_id(arn)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(version)
+            .send()
+            .await
+            .expect("unstage");
+    }
+
     /// Mail SES accepted from `sender`, newest first, in the shape of `/_dev/mailbox.json`.
     /// moto keeps the HTML part only; `text` is derived from it.
     pub async fn sent_mail(&self, sender: &str) -> Vec<Value> {

@@ -65,20 +65,39 @@ pub fn generate_link_token() -> Result<String, getrandom::Error> {
 }
 
 /// Hashes codes and tokens with `VERIFICATION_SECRET`, so a leaked table reveals nothing usable.
+/// New digests use the current secret; during a rotation, digests made with another version
+/// (the previous one, for one code or link lifetime) still verify.
 #[derive(Clone, Debug)]
 pub struct Hasher {
     secret: Secret,
+    /// Other versions that still verify, each until a time (Unix milliseconds).
+    accepted: Vec<(Secret, i64)>,
 }
 
 impl Hasher {
     /// A hasher keyed with `VERIFICATION_SECRET`.
     pub fn new(secret: Secret) -> Self {
-        Hasher { secret }
+        Hasher {
+            secret,
+            accepted: Vec::new(),
+        }
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> Digest {
+    /// Also verifies digests made with `secret`, until `until_millis`.
+    pub fn accepting(mut self, secret: Secret, until_millis: i64) -> Self {
+        self.accepted.push((secret, until_millis));
+        self
+    }
+
+    /// The secrets that verify at `now`: the current one first.
+    fn verifying(&self, now: i64) -> impl Iterator<Item = &Secret> {
+        let others = self.accepted.iter().filter(move |(_, until)| now < *until);
+        std::iter::once(&self.secret).chain(others.map(|(s, _)| s))
+    }
+
+    fn mac(secret: &Secret, parts: &[&[u8]]) -> Digest {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(self.secret.expose()) {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(secret.expose()) {
             Ok(mac) => mac,
             Err(_) => unreachable_hmac(),
         };
@@ -89,15 +108,42 @@ impl Hasher {
         Digest::from_bytes(mac.finalize().into_bytes().into())
     }
 
+    fn code_with(secret: &Secret, channel: ChannelId, code: &VerificationCode) -> Digest {
+        Hasher::mac(
+            secret,
+            &[b"code", channel.to_string().as_bytes(), code.0.as_bytes()],
+        )
+    }
+
     /// A code is bound to its channel: only a million codes exist, and binding them keeps the
     /// digest of one channel's code from meaning anything for another.
     pub fn code(&self, channel: ChannelId, code: &VerificationCode) -> Digest {
-        self.mac(&[b"code", channel.to_string().as_bytes(), code.0.as_bytes()])
+        Hasher::code_with(&self.secret, channel, code)
+    }
+
+    /// Whether `code` is the one whose digest is `stored`, under any secret that verifies at
+    /// `now` (each comparison constant-time).
+    pub fn code_matches(
+        &self,
+        channel: ChannelId,
+        code: &VerificationCode,
+        stored: &Digest,
+        now: i64,
+    ) -> bool {
+        self.verifying(now)
+            .any(|secret| stored.matches(&Hasher::code_with(secret, channel, code)))
     }
 
     /// A link token is looked up by its digest, so the digest depends on the token alone.
     pub fn link(&self, token: &str) -> Digest {
-        self.mac(&[b"link", token.as_bytes()])
+        Hasher::mac(&self.secret, &[b"link", token.as_bytes()])
+    }
+
+    /// The digests a link token may be stored under at `now`, the current secret's first.
+    pub fn links(&self, token: &str, now: i64) -> Vec<Digest> {
+        self.verifying(now)
+            .map(|secret| Hasher::mac(secret, &[b"link", token.as_bytes()]))
+            .collect()
     }
 }
 
@@ -151,5 +197,30 @@ mod tests {
                 .matches(&a.code(ChannelId::new_random(), &code))
         );
         assert!(!a.link("123456").matches(&a.code(ch, &code)));
+    }
+
+    #[test]
+    fn a_rotated_out_secret_verifies_until_its_time_but_never_signs() {
+        let old = Hasher::new(Secret::new(vec![1; 32]));
+        let new = Hasher::new(Secret::new(vec![2; 32])).accepting(Secret::new(vec![1; 32]), 100);
+        let code = VerificationCode::parse("123456").unwrap();
+        let ch = ChannelId::new_random();
+        let stored = old.code(ch, &code);
+        assert!(new.code_matches(ch, &code, &stored, 99));
+        assert!(
+            !new.code_matches(ch, &code, &stored, 100),
+            "only for its lifetime"
+        );
+        assert!(
+            !new.code(ch, &code).matches(&stored),
+            "new codes use the new secret"
+        );
+        let wrong = VerificationCode::parse("654321").unwrap();
+        assert!(!new.code_matches(ch, &wrong, &stored, 0));
+        let links = new.links("t", 0);
+        assert_eq!(links.len(), 2);
+        assert!(links[0].matches(&new.link("t")));
+        assert!(links[1].matches(&old.link("t")));
+        assert_eq!(new.links("t", 100).len(), 1);
     }
 }

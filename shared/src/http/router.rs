@@ -9,15 +9,17 @@ use std::time::Instant;
 use ::http::Method;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::MAX_BODY_BYTES;
 use super::handlers;
+use crate::domain::ChannelId;
 use crate::error::ApiError;
 use crate::service::Service;
+use crate::telemetry;
 
 /// Every API route; each Lambda function serves a subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,31 +155,65 @@ pub fn router(service: Arc<Service>, serves: &[Route]) -> Router {
 }
 
 /// Reads the body within the contract's limit before anything else looks at the request
-/// (`413` comes first, API.md §1), and logs the request once it is answered.
+/// (`413` comes first, API.md §1), and runs it as one request for telemetry: its log lines carry
+/// the platform's ids and the route, and it ends with one line (method, route, status, latency,
+/// error code; never a body, code, token or address) and its metrics.
 async fn read_body_and_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
-    let (parts, body) = request.into_parts();
-    let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(e) if is_length_limit(&e) => ApiError::PayloadTooLarge.into_response(),
-        Err(_) => ApiError::schema("The request body could not be read.").into_response(),
-    };
-    tracing::info!(
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "request"
-    );
-    response
+        .and_then(|p| route_name(p.as_str(), &method))
+        .unwrap_or("unmatched");
+    let ids = request
+        .extensions()
+        .get::<telemetry::InvocationIds>()
+        .cloned()
+        .unwrap_or_default();
+    let (mut parts, body) = request.into_parts();
+    let channel = channel_in_path(&mut parts).await;
+    telemetry::scoped(ids, route, channel, async move {
+        let response = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(bytes) => {
+                next.run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+            }
+            Err(e) if is_length_limit(&e) => ApiError::PayloadTooLarge.into_response(),
+            Err(_) => ApiError::schema("The request body could not be read.").into_response(),
+        };
+        let code = response
+            .headers()
+            .get("x-known-error")
+            .and_then(|v| v.to_str().ok());
+        telemetry::request_done(
+            method.as_str(),
+            response.status().as_u16(),
+            code,
+            started.elapsed(),
+        );
+        response
+    })
+    .await
+}
+
+/// The channel id a path names, so that every line of a request on one channel says which
+/// (an id, never the address); `None` for other paths and malformed ids.
+async fn channel_in_path(parts: &mut ::http::request::Parts) -> Option<String> {
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    let (_, raw) = params.iter().find(|(k, _)| *k == "contact_channel_id")?;
+    ChannelId::parse(raw).ok().map(|id| id.to_string())
+}
+
+/// The name of the route a matched path and method stand for, for logs and metrics.
+fn route_name(path: &str, method: &Method) -> Option<&'static str> {
+    Route::ALL
+        .iter()
+        .find(|r| {
+            let (p, m) = r.path_and_method();
+            p == path && m == *method
+        })
+        .map(|r| r.name())
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

@@ -44,7 +44,12 @@ impl Service {
     /// A service over `store`, with no mailer and HS256/server-key authentication only.
     pub fn new(config: Config, store: Arc<dyn ChannelStore>) -> Self {
         let auth = Authenticator::new(&config.jwt, config.server_key_digests.clone(), None);
-        let hasher = Hasher::new(config.verification_secret.clone());
+        let hasher = config
+            .accepted_verification_secrets
+            .iter()
+            .fold(Hasher::new(config.verification_secret.clone()), |h, a| {
+                h.accepting(a.secret.clone(), a.until_millis)
+            });
         Service {
             config,
             auth,

@@ -33,6 +33,7 @@ where
         if let Some(done) = step().await? {
             return Ok(done);
         }
+        crate::telemetry::count(crate::telemetry::Metric::ConflictRetries);
         backoff(attempt).await;
     }
     Err(WriteError::Stale.into())

@@ -6,14 +6,15 @@ use std::time::Duration;
 use super::retry::{Persistence, backoff, persisting, retrying, settled, written};
 use super::{ChannelRef, SendVerification, Sent, Service, resolve};
 use crate::auth::Caller;
-use crate::domain::channel::{ChannelRecord, StoredChannel, Verification};
+use crate::domain::channel::{ChannelRecord, Digest, StoredChannel, Verification};
 use crate::domain::secret::{VerificationCode, generate_link_token};
 use crate::domain::{Strategy, now_millis};
 use crate::error::{Action, ApiError};
 use crate::mail::{Mail, MailKind, compose};
 use crate::rules::send_limits::SendLimits;
-use crate::rules::verification::{check_link, redeemed};
+use crate::rules::verification::{LinkRefusal, check_link, redeemed};
 use crate::store::{Change, PrimaryChange, RedeemError, SendLogChange, WriteError};
+use crate::telemetry::{self, Metric};
 
 /// A send whose new code is stored and whose mail is ready to go.
 struct Prepared {
@@ -60,8 +61,10 @@ impl Service {
             let current = self.find_of(user, at).await?;
             self.prepare_send(current, command).await
         })
-        .await?;
+        .await
+        .inspect_err(|e| self.count_rate_limited(e))?;
         if let Err(e) = mailer.send(&prepared.mail).await {
+            telemetry::count(Metric::MailDeliveryFailed);
             tracing::warn!(error = %e, "verification mail refused by the mail service");
             // API.md §5.6: a 502 promises the state is as before the request. When it cannot
             // be put back, the honest answer is a 500.
@@ -73,7 +76,27 @@ impl Service {
             }
             return Err(ApiError::EmailDeliveryFailed);
         }
+        let strategy = prepared.result.strategy.as_str();
+        tracing::info!(strategy, "verification mail accepted by the mail service");
+        telemetry::count_by(Metric::VerificationMailSent, "Strategy", strategy);
         Ok(prepared.result)
+    }
+
+    /// Which limit refused a send: a wait longer than the cooldown can only be the daily cap's.
+    fn count_rate_limited(&self, e: &ApiError) {
+        if let ApiError::RateLimited(wait) = e {
+            let limit = if *wait <= self.limits().send_cooldown_seconds {
+                "cooldown"
+            } else {
+                "daily_cap"
+            };
+            tracing::info!(
+                limit,
+                retry_after_seconds = wait,
+                "verification mail refused by a send limit"
+            );
+            telemetry::count_by(Metric::RateLimited, "Limit", limit);
+        }
     }
 
     /// Checks a send in the endpoint's order (verified, allow-list, limits) and stores the new
@@ -218,11 +241,19 @@ impl Service {
             // The guess counts only if it is written against the version it was checked on:
             // concurrent guesses serialize here, so no interleaving gets more than the max.
             match settled(self.store.apply(change).await)? {
-                Some(stored) => outcome.and_then(|()| written(stored)).map(Some),
+                Some(stored) => {
+                    count_guess(&outcome);
+                    outcome.and_then(|()| written(stored)).map(Some)
+                }
                 None => Ok(None),
             }
         })
         .await
+        .inspect_err(|e| {
+            if *e == ApiError::VerificationCodeExpired {
+                telemetry::count(Metric::VerificationExpired);
+            }
+        })
     }
 
     /// Judges one guess at the outstanding code: the change to write (verified, or one more
@@ -247,10 +278,11 @@ impl Service {
         if v.attempts >= max {
             return Err(ApiError::VerificationCodeMaxAttemptsReached);
         }
-        if now_millis() >= v.expires_at_millis {
+        let now = now_millis();
+        if now >= v.expires_at_millis {
             return Err(ApiError::VerificationCodeExpired);
         }
-        let (after, outcome) = if v.digest.matches(&self.hasher.code(before.id, code)) {
+        let (after, outcome) = if self.hasher.code_matches(before.id, code, &v.digest, now) {
             (redeemed(&before), Ok(()))
         } else {
             let attempts = v.attempts + 1;
@@ -279,22 +311,60 @@ impl Service {
 
     /// Redeems a link token: the channel becomes verified and the token is used up.
     pub async fn verify_link(&self, token: &str) -> Result<(), ApiError> {
-        let digest = self.hasher.link(token);
-        match self.store.redeem_link(&digest, now_millis()).await {
-            Ok(()) => Ok(()),
-            Err(RedeemError::Refused(r)) => Err(r.into()),
+        let now = now_millis();
+        let digests = self.hasher.links(token, now);
+        // Mid-rotation, a link may be stored under the previous secret's digest: one more
+        // lookup, only for a token the current secret does not know.
+        let Some((last, earlier)) = digests.split_last() else {
+            return Err(ApiError::VerificationCodeNotFound);
+        };
+        for digest in earlier {
+            match self.redeem(digest, now).await {
+                Err(ApiError::VerificationCodeNotFound) => continue,
+                other => return other,
+            }
+        }
+        self.redeem(last, now).await
+    }
+
+    async fn redeem(&self, digest: &Digest, now: i64) -> Result<(), ApiError> {
+        match self.store.redeem_link(digest, now).await {
+            Ok(()) => {
+                telemetry::count_by(Metric::VerificationSucceeded, "Strategy", "email_link");
+                Ok(())
+            }
+            Err(RedeemError::Refused(r)) => {
+                if r == LinkRefusal::Expired {
+                    telemetry::count(Metric::VerificationExpired);
+                }
+                Err(r.into())
+            }
             Err(RedeemError::Store(e)) => Err(e.into()),
         }
     }
 
     /// Says whether a link token would verify its channel, without using it up.
     pub async fn check_link(&self, token: &str) -> Result<(), ApiError> {
-        let digest = self.hasher.link(token);
-        let record = match self.store.find_link(&digest).await? {
-            Some((user, id)) => self.store.get(&user, id).await?.map(|s| s.record),
-            None => None,
-        };
-        Ok(check_link(record.as_ref(), &digest, now_millis())?)
+        let now = now_millis();
+        for digest in self.hasher.links(token, now) {
+            if let Some((user, id)) = self.store.find_link(&digest).await? {
+                let record = self.store.get(&user, id).await?.map(|s| s.record);
+                return Ok(check_link(record.as_ref(), &digest, now)?);
+            }
+        }
+        Err(ApiError::VerificationCodeNotFound)
+    }
+}
+
+/// Counts a written guess: right, wrong, or the wrong one that burned the code.
+fn count_guess(outcome: &Result<(), ApiError>) {
+    match outcome {
+        Ok(()) => telemetry::count_by(Metric::VerificationSucceeded, "Strategy", "email_code"),
+        Err(ApiError::VerificationCodeMaxAttemptsReached) => {
+            telemetry::count(Metric::VerificationIncorrect);
+            telemetry::count(Metric::VerificationBurned);
+        }
+        Err(_) => telemetry::count(Metric::VerificationIncorrect),
     }
 }
 
