@@ -61,7 +61,15 @@ fn fuzz(base: &str, auth: &str, seed: &str) -> Result<(), String> {
 #[ignore = "needs schemathesis in .venv; `make test-openapi` (part of `make test`) runs it"]
 async fn the_server_answers_what_its_document_says_to_a_fuzzer() {
     // Cooldown off (as in the other black-box suites): a resend is then judged on the rest.
-    let server = LocalServer::start_with(Backend::Local, &[]).await;
+    // The document's example callback URL is allowed, so its examples reach a real send.
+    let server = LocalServer::start_with(
+        Backend::Local,
+        &[(
+            "ALLOWED_CALLBACK_URLS",
+            "https://app.example.com,http://localhost:*,http://127.0.0.1:*",
+        )],
+    )
+    .await;
     let as_server = format!("[auth.openapi.serverKey]\napi_key = \"{SERVER_KEY}\"");
     let as_client = format!(
         "[auth.openapi.bearerAuth]\nbearer = \"{}\"",

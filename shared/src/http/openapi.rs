@@ -44,6 +44,7 @@ impl PartialSchema for EmailAddress {
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
             .max_length(Some(254))
+            .examples(["johndoe@example.com"])
             .description(Some(
                 "An email address: an ASCII dot-atom local part of at most 64 octets, `@`, a \
                  domain of two labels or more (internationalized domains allowed); at most 254 \
@@ -62,6 +63,7 @@ impl PartialSchema for UserRef {
             .min_length(Some(1))
             .max_length(Some(128))
             .pattern(Some(USER_REF_PATTERN))
+            .examples(["user_2f9"])
             .description(Some(
                 "The app's user id (the `sub` of a client's token): 1-128 characters from \
                  `A-Z a-z 0-9 . _ - : | @`, `verify` excepted; or `me`, the calling client's own \
@@ -438,7 +440,8 @@ fn parameters(kind: &Parameters) -> Vec<utoipa::openapi::path::Parameter> {
                 .schema(Some(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .examples(["b3d396b8-c574-4c80-97b3-50031675ceb2"]),
                 ))
                 .build(),
         ],

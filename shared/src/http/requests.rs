@@ -95,6 +95,7 @@ pub struct SendRequest {
         feature = "openapi",
         schema(
             format = Uri,
+            examples("https://app.example.com/verify"),
             pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,4})?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#-]*)?$"
         )
     )]
@@ -131,7 +132,10 @@ impl TryFrom<SendRequest> for SendVerification {
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
     /// Exactly six ASCII digits; anything else is refused without spending a guess.
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{6}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]{6}$", examples("123456"))
+    )]
     pub code: String,
 }
 
@@ -142,6 +146,10 @@ pub struct CodeRequest {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token as the link carried it (URL-safe; a 6-digit code is not a token).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("Qm9vbS1hLTI1Ni1iaXQtdG9rZW4tZm9yLWEtbGluaw"))
+    )]
     pub code: String,
 }
 
