@@ -5,6 +5,8 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 MOTO_VERSION := 5.2.5
+SCHEMATHESIS_VERSION := 4.32.5
+OPENAPI_VALIDATOR_VERSION := 0.9.0
 export SAM_CLI_TELEMETRY := 0
 
 FUNCTIONS := create list patch delete send-verification attempt
@@ -23,7 +25,7 @@ PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 SDK := clients/typescript
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run token table check test test-rust test-aws test-sam test-sdk sdk node build-debug venv build functions sam-build bench
+.PHONY: help run token table openapi check test test-rust test-aws test-sam test-openapi test-sdk sdk node build-debug venv build functions sam-build bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +42,9 @@ token: ## Mint a dev client token: make token USER=alice
 table: ## Create TABLE_NAME on the DynamoDB endpoint the AWS variables point at
 	$(CARGO) run --quiet -p cc-local --bin contact-channels-local -- create-table
 
+openapi: ## Write openapi.json from the code (route table, request/response types, errors)
+	$(CARGO) run --quiet -p cc-tests --bin cc-openapi -- openapi.json
+
 check: ## Formatting and lints, exactly as CI runs them
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -55,6 +60,12 @@ venv: $(VENV)/.moto-$(MOTO_VERSION)
 # SAM CLI (and with it cfn-lint) in the same venv, for `sam validate --lint` and `sam build`.
 $(VENV)/.sam: $(VENV)/.moto-$(MOTO_VERSION)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.140"
+	touch $@
+
+# The OpenAPI validator and the fuzzer (schemathesis), in the same venv.
+$(VENV)/.openapi-$(SCHEMATHESIS_VERSION)-$(OPENAPI_VALIDATOR_VERSION): $(VENV)/.moto-$(MOTO_VERSION)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check \
+	  "schemathesis==$(SCHEMATHESIS_VERSION)" "openapi-spec-validator==$(OPENAPI_VALIDATOR_VERSION)"
 	touch $@
 
 # With PROFILE=dev (the SAM test) the binaries are those of the workspace debug build: building
@@ -121,8 +132,14 @@ test-sdk: sdk build-debug $(CHROMIUM) ## The TypeScript SDK: types, unit, integr
 	cd $(SDK) && CC_LOCAL_BIN=$(CURDIR)/target/debug/contact-channels-local CHROMIUM=$(CHROMIUM) \
 	  SCREENSHOT_DIR=$(CURDIR)/target/sdk-browser node --test --test-concurrency=1 test/integration/*.test.mjs test/browser/*.test.mjs
 
+# openapi.json validated as OpenAPI 3.1 (test-rust checks it is what the code generates), then
+# schemathesis fuzzes a spawned local server against it, as a server and as a client.
+test-openapi: $(VENV)/.openapi-$(SCHEMATHESIS_VERSION)-$(OPENAPI_VALIDATOR_VERSION) build-debug
+	$(VENV)/bin/openapi-spec-validator --schema 3.1 openapi.json
+	$(CARGO) test -p cc-tests --test openapi_fuzz -- --include-ignored
+
 bench: ## Latency, memory and cold start, optimized build (profile perf); loopback only
 	$(CARGO) build --profile perf -p cc-local -p cc-list
 	$(CARGO) bench --profile perf -p cc-tests --bench api
 
-test: check test-rust test-aws test-sam test-sdk ## Everything: lints, unit, conformance, handler, SAM, black-box and SDK tests
+test: check test-rust test-aws test-sam test-openapi test-sdk ## Everything: lints, unit, conformance, handler, SAM, black-box, fuzz and SDK tests

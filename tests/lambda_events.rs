@@ -222,3 +222,13 @@ async fn malformed_json_in_an_event_body_is_a_schema_error() {
         (400, Some("SCHEMA_ERROR"))
     );
 }
+
+#[tokio::test]
+async fn the_list_function_answers_the_document_event_without_credentials() {
+    let f = setup();
+    let answer = f.invoke(Function::List, &event("openapi.json")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let committed: Value = serde_json::from_str(contact_channels::http::OPENAPI_JSON).unwrap();
+    assert_eq!(answer.body, committed);
+    assert_eq!(answer.body["openapi"], "3.1.0");
+}

@@ -200,6 +200,11 @@ fn every_route_of_the_contract_reaches_its_function() {
         ("CreateFunction", "POST".to_owned(), base.to_owned()),
         ("ListFunction", "GET".to_owned(), base.to_owned()),
         ("ListFunction", "GET".to_owned(), one.clone()),
+        (
+            "ListFunction",
+            "GET".to_owned(),
+            "/api/v1/openapi.json".to_owned(),
+        ),
         ("ListFunction", "ANY".to_owned(), "$default".to_owned()),
         ("PatchFunction", "PATCH".to_owned(), one.clone()),
         ("DeleteFunction", "DELETE".to_owned(), one.clone()),
@@ -225,6 +230,9 @@ fn every_route_of_the_contract_reaches_its_function() {
         ),
     ]);
     assert_eq!(routes, expected);
+    // No route needs an authorizer: the functions check credentials themselves, and the
+    // verification and document routes take none.
+    assert!(resource(&t, "HttpApi")["Properties"]["Auth"].is_null());
 }
 
 #[test]

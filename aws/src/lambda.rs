@@ -30,7 +30,7 @@ impl Function {
     pub fn routes(self) -> &'static [Route] {
         match self {
             Function::Create => &[Route::Create],
-            Function::List => &[Route::List, Route::Read],
+            Function::List => &[Route::List, Route::Read, Route::OpenApi],
             Function::Patch => &[Route::Update],
             Function::Delete => &[Route::Delete],
             Function::SendVerification => &[Route::SendVerification],

@@ -2,7 +2,9 @@
 //! code. `http::error` turns it into the contract's JSON error body; nothing else does.
 
 use ::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
+
+use crate::domain::{ChannelId, ChannelType};
 
 use crate::rules::verification::LinkRefusal;
 use crate::store::{StoreError, WriteError};
@@ -71,7 +73,7 @@ pub enum ApiError {
     /// 409 `CONTACT_CHANNEL_ALREADY_EXISTS`, with the existing channel's id when known (so a
     /// client that retries a create after a timeout can recover).
     #[error("This user already has a contact channel with this value.")]
-    ChannelAlreadyExists(Option<crate::domain::ChannelId>),
+    ChannelAlreadyExists(Option<ChannelId>),
     /// 409 `CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE`
     #[error("This contact channel is already used for authentication by another user.")]
     UsedForAuthBySomeoneElse,
@@ -198,19 +200,52 @@ impl ApiError {
     }
 
     /// The `details` object of the error body, for the errors that carry one.
-    pub fn details(&self) -> Option<Value> {
+    pub fn details(&self) -> Option<ErrorDetails> {
+        let none = ErrorDetails::default();
         match self {
-            ApiError::ChannelAlreadyExists(Some(id)) => {
-                Some(json!({ "contact_channel_id": id.to_string() }))
-            }
-            ApiError::UsedForAuthBySomeoneElse => Some(json!({ "type": "email" })),
-            ApiError::VerificationCodeIncorrect { attempts_remaining } => {
-                Some(json!({ "attempts_remaining": attempts_remaining }))
-            }
-            ApiError::RateLimited(seconds) => Some(json!({ "retry_after_seconds": seconds })),
+            ApiError::ChannelAlreadyExists(Some(id)) => Some(ErrorDetails {
+                contact_channel_id: Some(*id),
+                ..none
+            }),
+            ApiError::UsedForAuthBySomeoneElse => Some(ErrorDetails {
+                kind: Some(ChannelType::Email),
+                ..none
+            }),
+            ApiError::VerificationCodeIncorrect { attempts_remaining } => Some(ErrorDetails {
+                attempts_remaining: Some(*attempts_remaining),
+                ..none
+            }),
+            ApiError::RateLimited(seconds) => Some(ErrorDetails {
+                retry_after_seconds: Some(*seconds),
+                ..none
+            }),
             _ => None,
         }
     }
+}
+
+/// The `details` of an error body: what a caller needs to act on some codes. Each field is
+/// present only with the code named in its doc.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)] // Serialize-only: it makes the schema closed (additionalProperties: false).
+pub struct ErrorDetails {
+    /// `CONTACT_CHANNEL_ALREADY_EXISTS`: the id of the user's existing channel with this value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid, nullable = false))]
+    pub contact_channel_id: Option<ChannelId>,
+    /// `CONTACT_CHANNEL_ALREADY_USED_FOR_AUTH_BY_SOMEONE_ELSE`: the channel type (never the user).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub kind: Option<ChannelType>,
+    /// `VERIFICATION_CODE_INCORRECT`: the guesses this code still allows (at least 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false, minimum = 1))]
+    pub attempts_remaining: Option<u32>,
+    /// `RATE_LIMITED`: the wait in whole seconds, as in `retry-after`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false, minimum = 1))]
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl From<StoreError> for ApiError {

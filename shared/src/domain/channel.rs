@@ -89,8 +89,10 @@ pub struct StoredChannel {
     pub is_primary: bool,
 }
 
-/// What `verification.status` says (API.md §3).
+/// `verification.status`: `verified` exactly when `is_verified`; otherwise `unverified` (no
+/// code or link outstanding), `pending`, `expired` or `failed` (its guesses ran out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)] // The variants are the contract's words.
 pub enum VerificationStatus {

@@ -212,6 +212,7 @@ impl fmt::Display for ChannelId {
 
 /// How a verification proves ownership: a link with a token, or a 6-digit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// A link to the app's page carrying a 256-bit token.
@@ -249,6 +250,7 @@ impl<'de> Deserialize<'de> for Strategy {
 
 /// The kind of a channel. Only email exists for now; the wire field `type` is checked against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelType {
     /// An email address.
@@ -270,6 +272,10 @@ impl<'de> Deserialize<'de> for UserRef {
         UserRef::parse(&raw).map_err(|_| serde::de::Error::custom(USER_REF_RULE))
     }
 }
+
+/// What a user id in a request must look like, as an ECMA-262 regular expression (for the
+/// OpenAPI document): `UserRef::parse` accepts exactly what it matches.
+pub const USER_REF_PATTERN: &str = "^(?!verify$)[A-Za-z0-9._:|@-]{1,128}$";
 
 /// What a user id in a request must look like (the sentence of the schema error).
 pub const USER_REF_RULE: &str = "must be 1-128 characters from A-Z a-z 0-9 . _ - : | @, or 'me'";

@@ -3,8 +3,9 @@
 
 use ::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::responses::ErrorBody;
 use crate::error::ApiError;
 
 /// A JSON response with the contract's content type.
@@ -14,11 +15,12 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "code": self.code(), "error": self.to_string() });
-        if let (Some(details), Some(map)) = (self.details(), body.as_object_mut()) {
-            map.insert("details".into(), details);
-        }
-        let mut response = json_response(self.status(), &body);
+        let body = ErrorBody {
+            code: self.code(),
+            error: self.to_string(),
+            details: self.details(),
+        };
+        let mut response = (self.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert("x-known-error", HeaderValue::from_static(self.code()));
         match &self {

@@ -9,11 +9,14 @@
 mod error;
 pub mod extract;
 mod handlers;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod requests;
 pub mod responses;
 mod router;
 
 pub use error::json_response;
+pub use handlers::OPENAPI_JSON;
 pub use router::{Route, router};
 
 /// The largest body accepted (API.md §1).

@@ -11,22 +11,23 @@ use crate::domain::{ChannelType, EmailAddress, Strategy, UserRef};
 use crate::error::ApiError;
 use crate::service::{CreateChannel, SendVerification, UpdateChannel};
 
-/// `POST /contact-channels` (API.md §5.1).
+/// The body of `POST /api/v1/contact-channels`: a new channel.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// Whose channel, or `me`.
+    /// Whose channel: a user id, or `me` (a client's own user).
     pub user_id: UserRef,
-    /// Always `email` for now.
+    /// The channel type.
     #[serde(rename = "type")]
     pub kind: ChannelType,
     /// The address.
     pub value: EmailAddress,
-    /// Whether the address signs the user in.
+    /// Whether the address signs the user in; only one user's channel per address may be.
     pub used_for_auth: bool,
-    /// Make it the primary (default false).
+    /// Make it the user's primary channel, demoting the previous one (default false).
     pub is_primary: Option<bool>,
-    /// Server only.
+    /// Mark it verified without a code (server only: a client gets `403 FORBIDDEN`).
     pub is_verified: Option<bool>,
 }
 
@@ -42,20 +43,22 @@ impl From<CreateRequest> for CreateChannel {
     }
 }
 
-/// `PATCH /contact-channels/{user_id}/{contact_channel_id}` (API.md §5.4): all optional.
+/// The body of `PATCH …/{user_id}/{contact_channel_id}`: only the fields given change; `{}`
+/// changes nothing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
-    /// A new address.
+    /// A new address; a real change makes the channel unverified and voids its code or link.
     pub value: Option<EmailAddress>,
-    /// Checked (`email`), never stored.
+    /// The channel type (checked, cannot change).
     #[serde(rename = "type")]
     pub kind: Option<ChannelType>,
-    /// Sign-in use.
+    /// Whether the address signs the user in.
     pub used_for_auth: Option<bool>,
-    /// Make primary or not.
+    /// `true` makes it the primary (demoting the previous one); `false` leaves the user none.
     pub is_primary: Option<bool>,
-    /// Server only.
+    /// Server only (a client gets `403 FORBIDDEN`); `false` on a verified channel un-verifies it.
     pub is_verified: Option<bool>,
 }
 
@@ -75,13 +78,27 @@ impl From<UpdateRequest> for UpdateChannel {
 #[serde(deny_unknown_fields)]
 pub struct EmptyRequest {}
 
-/// `POST …/send-verification-code` (API.md §5.6).
+/// The body of `POST …/send-verification-code`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
-    /// `email_link` (default) or `email_code`.
+    /// `email_link` (the default) or `email_code`.
     pub strategy: Option<Strategy>,
-    /// Required for links; for codes, the page where the code is typed.
+    /// Absolute http(s) URL on an allowed origin (`ALLOWED_CALLBACK_URLS`). Required for
+    /// `email_link` (the mail links to it with `code=<token>` added); optional for `email_code`
+    /// (the mail links to it unchanged: the page where the code is typed).
+    // The document promises less than the server takes: http(s), a host name whose labels
+    // start with a letter (no parser reads it as an IPv4 number), an optional port, then URI
+    // characters. A URL it admits is never refused as malformed, only as not allowed.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = Uri,
+            examples("https://app.example.com/verify"),
+            pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,4})?([/?#][A-Za-z0-9._~!$&'()*+,;=:@/?#-]*)?$"
+        )
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -109,12 +126,30 @@ impl TryFrom<SendRequest> for SendVerification {
     }
 }
 
-/// `{"code": …}`: a link token (`/verify`, `/verify/check-code`) or a 6-digit code
-/// (`…/attempt-verification`).
+/// `{"code": …}` of `…/attempt-verification`: the 6-digit code from the mail.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    /// The token or code, as the user got it.
+    /// Exactly six ASCII digits; anything else is refused without spending a guess.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]{6}$", examples("123456"))
+    )]
+    pub code: String,
+}
+
+/// `{"code": …}` of `/verify` and `/verify/check-code`: the token from the link's `code`
+/// query parameter.
+#[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The token as the link carried it (URL-safe; a 6-digit code is not a token).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("Qm9vbS1hLTI1Ni1iaXQtdG9rZW4tZm9yLWEtbGluaw"))
+    )]
     pub code: String,
 }
 

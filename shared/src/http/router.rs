@@ -34,10 +34,13 @@ pub enum Route {
     AttemptVerification,
     VerifyLink,
     CheckLink,
+    /// `GET /api/v1/openapi.json`: the committed OpenAPI document.
+    OpenApi,
 }
 
 const BASE: &str = "/api/v1/contact-channels";
 const CHANNEL: &str = "/api/v1/contact-channels/{user_id}/{contact_channel_id}";
+const OPENAPI: &str = "/api/v1/openapi.json";
 
 impl Route {
     /// All routes, for a process that serves the whole API (the local server).
@@ -51,6 +54,7 @@ impl Route {
         Route::AttemptVerification,
         Route::VerifyLink,
         Route::CheckLink,
+        Route::OpenApi,
     ];
 
     /// A short name for logs.
@@ -65,6 +69,7 @@ impl Route {
             Route::AttemptVerification => "attempt-verification",
             Route::VerifyLink => "verify",
             Route::CheckLink => "check-code",
+            Route::OpenApi => "openapi",
         }
     }
 
@@ -80,6 +85,7 @@ impl Route {
             Route::AttemptVerification => (format!("{CHANNEL}/attempt-verification"), Method::POST),
             Route::VerifyLink => (format!("{BASE}/verify"), Method::POST),
             Route::CheckLink => (format!("{BASE}/verify/check-code"), Method::POST),
+            Route::OpenApi => (OPENAPI.into(), Method::GET),
         }
     }
 
@@ -98,6 +104,7 @@ impl Route {
             Route::AttemptVerification => on(filter, handlers::attempt_verification),
             Route::VerifyLink => on(filter, handlers::verify_link),
             Route::CheckLink => on(filter, handlers::check_link),
+            Route::OpenApi => on(filter, handlers::openapi),
         }
     }
 
@@ -115,6 +122,7 @@ fn allowed_on(path: &str) -> &'static [&'static str] {
     match path {
         BASE => &["GET", "POST"],
         CHANNEL => &["GET", "PATCH", "DELETE"],
+        OPENAPI => &["GET"],
         _ => &["POST"],
     }
 }
