@@ -20,10 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition};
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::retry::RetryPartition;
 use cc_aws::dynamo::DynamoStore;
-use cc_tests::faults::{Dialect, Fault, FaultProxy, KINDS, Times};
+use cc_tests::faults::{Dialect, Fault, FaultProxy, KINDS, Times, retry_config, timeout_config};
 use cc_tests::invariants::{Normalized, check, normalize, scan};
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
@@ -72,18 +71,8 @@ async fn proxied_client(proxy: &FaultProxy, name: &str) -> aws_sdk_dynamodb::Cli
     let sdk = moto().sdk_config().await;
     let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .endpoint_url(&proxy.endpoint)
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(3)
-                .with_initial_backoff(Duration::from_millis(5)),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(1))
-                .operation_timeout(Duration::from_secs(8))
-                .build(),
-        )
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .retry_partition(RetryPartition::new(name.to_owned()))
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)

@@ -321,6 +321,23 @@ async fn after_apply(
     }
 }
 
+/// The SDK retry policy of the suites: production's (standard mode, 3 attempts in all,
+/// `aws/src/sdk.rs`) with a short first backoff, so that a throttled case takes milliseconds.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(5))
+}
+
+/// Production's timeouts scaled down: an answer that never comes costs one second per attempt.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(8))
+        .build()
+}
+
 /// Every (fault, times) the suites inject, in a fixed order.
 pub const KINDS: &[(Fault, Times)] = &[
     (Fault::Throttle, Times::Once),
