@@ -25,7 +25,7 @@ PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 SDK := clients/typescript
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help run token table openapi check test test-rust test-aws test-sam test-openapi test-sdk sdk node build-debug venv build functions sam-build bench
+.PHONY: help run token table openapi check test test-rust test-aws test-faults test-sam test-openapi test-sdk sdk node build-debug venv build functions sam-build bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,12 @@ test-rust: venv build-debug
 # The black-box HTTP suites once more, with the local server on DynamoDB + SES (moto).
 test-aws: venv build-debug
 	TEST_BACKEND=aws $(CARGO) test -p cc-tests --test api_crud --test api_verification
+
+# Fault injection (docs/security.md, "Fault injection: results"): DynamoDB and SES faults through
+# the real SDK on moto, and kill -9 of the local server mid-write. `make test` runs them within
+# test-rust (`cargo test --workspace`); this target runs them alone (about 2 minutes).
+test-faults: venv build-debug ## Only the fault-injection suites (DynamoDB, SES, process death)
+	$(CARGO) test -p cc-tests --test faults_dynamo --test faults_ses --test crash_embedded
 
 # The template linted and built by SAM (on the debug binaries), then the artifacts checked.
 test-sam: $(VENV)/.sam build-debug

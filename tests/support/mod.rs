@@ -14,6 +14,8 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 
 pub mod conformance;
+pub mod faults;
+pub mod invariants;
 pub mod moto;
 pub mod router;
 pub mod runtime;

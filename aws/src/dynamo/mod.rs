@@ -244,12 +244,17 @@ impl ChannelStore for DynamoStore {
         };
         // One conditional update does the check and the write; when the condition fails the
         // old item comes back and the shared rule says why (not found, expired or used).
+        // When DynamoDB applied the update but its answer was lost, the SDK's retry fails the
+        // condition on our own write: the per-call marker (`ver.by`) says it was ours.
+        let marker = ChannelId::new_random().to_string();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(channel_key(&user, id)))
-            .update_expression("SET #verified = :t, #ver.#used = :t, #version = #version + :one")
+            .update_expression(
+                "SET #verified = :t, #ver.#used = :t, #ver.#by = :marker, #version = #version + :one",
+            )
             .condition_expression(
                 "attribute_exists(pk) AND #ver.#strategy = :link AND #ver.#digest = :digest AND #ver.#used = :f AND #ver.#expires > :now",
             )
@@ -257,6 +262,7 @@ impl ChannelStore for DynamoStore {
             .expression_attribute_names("#ver", "ver")
             .expression_attribute_names("#used", "used")
             .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#by", "by")
             .expression_attribute_names("#strategy", "strategy")
             .expression_attribute_names("#digest", "digest")
             .expression_attribute_names("#expires", "expires")
@@ -266,6 +272,7 @@ impl ChannelStore for DynamoStore {
             .expression_attribute_values(":link", s(Strategy::EmailLink.as_str()))
             .expression_attribute_values(":digest", s(digest.to_hex()))
             .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":marker", s(marker.as_str()))
             .return_values(ReturnValue::None)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -274,6 +281,13 @@ impl ChannelStore for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    let ours = failed
+                        .item()
+                        .and_then(|item| item.get("ver")?.as_m().ok()?.get("by")?.as_s().ok())
+                        .is_some_and(|by| *by == marker);
+                    if ours {
+                        return Ok(());
+                    }
                     let old = failed.item().map(item_to_record).transpose()?;
                     let refusal = check_link(old.as_ref(), digest, now)
                         .err()
