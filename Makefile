@@ -7,7 +7,7 @@ VENV := .venv
 MOTO_VERSION := 5.2.5
 export SAM_CLI_TELEMETRY := 0
 
-FUNCTIONS := create list patch delete send-verification attempt
+FUNCTIONS := create list patch delete send-verification attempt events
 # SAM logical ids → binary names, for `BuildMethod: makefile`.
 BIN_CreateFunction := cc-create
 BIN_ListFunction := cc-list
@@ -15,6 +15,7 @@ BIN_PatchFunction := cc-patch
 BIN_DeleteFunction := cc-delete
 BIN_SendVerificationFunction := cc-send-verification
 BIN_AttemptFunction := cc-attempt
+BIN_EventsFunction := cc-events
 # `sam build` builds with PROFILE=release; the SAM test reuses the debug build (PROFILE=dev).
 PROFILE ?= release
 PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
@@ -57,7 +58,7 @@ $(VENV)/.sam: $(VENV)/.moto-$(MOTO_VERSION)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli>=1.140"
 	touch $@
 
-functions: ## One cargo build of all six function binaries (PROFILE=release by default)
+functions: ## One cargo build of all seven function binaries (PROFILE=release by default)
 	$(CARGO) build --profile $(PROFILE) $(addprefix -p cc-,$(FUNCTIONS))
 
 build: functions ## Release binaries and one deployable zip per function under dist/
