@@ -199,14 +199,9 @@ fn summary(events: &[Value]) -> Vec<(String, Value)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
-    let (table, arn) = table_with_stream().await;
-    let server = LocalServer::start_with(
-        Backend::Aws,
-        &[("TABLE_NAME", table.as_str()), ("MAILER", "outbox")],
-    )
-    .await;
+/// The session both paths are checked with: create A (primary), send a code, prove it,
+/// create B (primary), change A's value, delete A. Returns the user, A, B and the code.
+async fn session(server: &LocalServer) -> (String, String, String, String) {
     let api = server.api();
     let user = format!("u-{}", uuid_like());
     let created = api
@@ -254,6 +249,37 @@ async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
         .assert_ok(200);
     api.delete(&As::Server, &user, &a).await.assert_ok(200);
 
+    (user, a, b, code)
+}
+
+/// The events of [`session`], in commit order: (detail-type, channel id).
+fn session_events(a: &str, b: &str) -> Vec<(String, Value)> {
+    [
+        ("contact_channel.primary_changed", a),
+        ("contact_channel.created", a),
+        ("verification.sent", a),
+        ("contact_channel.verified", a),
+        ("contact_channel.primary_changed", b),
+        ("contact_channel.created", b),
+        ("contact_channel.updated", a),
+        ("contact_channel.unverified", a),
+        ("contact_channel.deleted", a),
+    ]
+    .iter()
+    .map(|(t, id)| (t.to_string(), json!(id)))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
+    let (table, arn) = table_with_stream().await;
+    let server = LocalServer::start_with(
+        Backend::Aws,
+        &[("TABLE_NAME", table.as_str()), ("MAILER", "outbox")],
+    )
+    .await;
+    let (user, a, b, code) = session(&server).await;
+
     let event = stream_event(&arn).await;
     // What `events/stream.json` was made from (ids and user then replaced by fixed ones).
     std::fs::write(
@@ -266,20 +292,7 @@ async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
     assert_eq!(answer, json!({ "batchItemFailures": [] }));
     let events = bus.events().await;
     let got = summary(&events);
-    let expected: Vec<(String, Value)> = [
-        ("contact_channel.primary_changed", json!(a)),
-        ("contact_channel.created", json!(a)),
-        ("verification.sent", json!(a)),
-        ("contact_channel.verified", json!(a)),
-        ("contact_channel.primary_changed", json!(b)),
-        ("contact_channel.created", json!(b)),
-        ("contact_channel.updated", json!(a)),
-        ("contact_channel.unverified", json!(a)),
-        ("contact_channel.deleted", json!(a)),
-    ]
-    .iter()
-    .map(|(t, id)| (t.to_string(), id.clone()))
-    .collect();
+    let expected = session_events(&a, &b);
     assert_eq!(got, expected, "events: {events:#?}");
 
     // The detail is the API's channel JSON, and no secret travels.
@@ -314,6 +327,32 @@ async fn types(bus: &Bus) -> Vec<String> {
         .into_iter()
         .map(|(t, _)| t)
         .collect()
+}
+
+#[tokio::test]
+async fn the_local_server_shows_the_same_events_of_a_session_at_dev_events() {
+    let server = LocalServer::start_with(Backend::Local, &[]).await;
+    let (user, a, b, code) = session(&server).await;
+    let get = |path: &str| reqwest::get(format!("{}{path}", server.base));
+    let mut events: Vec<Value> = get("/_dev/events.json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    events.reverse(); // newest first there
+    assert_eq!(summary(&events), session_events(&a, &b));
+    assert!(events.iter().all(|e| e["detail"]["user_id"] == json!(user)));
+    assert_eq!(
+        events[6]["detail"]["previous"],
+        json!({"value": "ev@example.com"})
+    );
+    assert_eq!(events[1]["detail"]["channel"]["is_primary"], true);
+    assert!(!serde_json::to_string(&events).unwrap().contains(&code));
+    let page = get("/_dev/events").await.unwrap().text().await.unwrap();
+    let newest = page.find("contact_channel.deleted").unwrap();
+    let oldest = page.rfind("contact_channel.created").unwrap();
+    assert!(newest < oldest, "newest first");
 }
 
 fn sample() -> Value {

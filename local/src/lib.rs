@@ -4,5 +4,6 @@
 pub mod backends;
 pub mod dev;
 pub mod embedded;
+pub mod events;
 pub mod outbox;
 pub mod server;

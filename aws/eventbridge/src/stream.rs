@@ -13,9 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 use cc_aws::dynamo::{ItemImage, KeyKind, decode_image, key_kind};
-use contact_channels::domain::channel::{ChannelRecord, StoredChannel};
+use contact_channels::domain::channel::StoredChannel;
 use contact_channels::domain::{ChannelId, UserId};
-use contact_channels::events::{Commit, Event, channel_events, primary_events};
+use contact_channels::events::{Commit, Event, Written};
 use contact_channels::store::StoreError;
 
 /// The events of one stream record.
@@ -37,25 +37,11 @@ pub struct Batch {
     pub failed: Option<String>,
 }
 
-/// What one stream record changed.
-enum Change {
-    Channel {
-        before: Option<Box<ChannelRecord>>,
-        after: Option<Box<ChannelRecord>>,
-    },
-    Primary {
-        user: UserId,
-        before: Option<ChannelId>,
-        after: Option<ChannelId>,
-    },
-    /// Not an item events are made from.
-    Other,
-}
-
 struct Decoded {
     sequence_number: String,
     commit_at_millis: i64,
-    change: Change,
+    /// None for items events are not made from.
+    written: Option<Written>,
 }
 
 fn sdk_item(item: serde_dynamo::Item) -> HashMap<String, AttributeValue> {
@@ -78,8 +64,8 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| StoreError::new("record without a sequence number"))?;
     let commit_at_millis = stream.approximate_creation_date_time.timestamp_millis();
-    let change = match key_kind(&sdk_item(stream.keys))? {
-        None => Change::Other,
+    let written = match key_kind(&sdk_item(stream.keys))? {
+        None => None,
         Some(kind) => {
             let before = image(kind, stream.old_image)?;
             let after = image(kind, stream.new_image)?;
@@ -89,14 +75,18 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
                     b @ (None | Some(ItemImage::Channel(_))),
                     a @ (None | Some(ItemImage::Channel(_))),
                 ) => {
+                    // `is_primary` is filled in by `with_primary`, from the batch's meta records.
                     let channel = |i: Option<ItemImage>| match i {
-                        Some(ItemImage::Channel(r)) => Some(Box::new(r)),
+                        Some(ItemImage::Channel(record)) => Some(Box::new(StoredChannel {
+                            record,
+                            is_primary: false,
+                        })),
                         _ => None,
                     };
-                    Change::Channel {
+                    Some(Written::Channel {
                         before: channel(b),
                         after: channel(a),
-                    }
+                    })
                 }
                 (b, a) => {
                     let meta = |i: &Option<ItemImage>| match i {
@@ -107,11 +97,11 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
                     let Some(user) = a.as_ref().or(b.as_ref()).map(|(u, _)| u.clone()) else {
                         return Err(StoreError::new("images of different kinds"));
                     };
-                    Change::Primary {
+                    Some(Written::Primary {
                         user,
                         before: b.and_then(|(_, p)| p),
                         after: a.and_then(|(_, p)| p),
-                    }
+                    })
                 }
             }
         }
@@ -119,7 +109,7 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
     Ok(Decoded {
         sequence_number,
         commit_at_millis,
-        change,
+        written,
     })
 }
 
@@ -128,12 +118,12 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
 /// share a partition, so their records come in commit order). False when the batch holds no
 /// meta record of the user: the channel item itself does not carry the marker.
 fn primary_at(decoded: &[Decoded], index: usize, user: &UserId, id: ChannelId) -> bool {
-    let of_user = |d: &Decoded| match &d.change {
-        Change::Primary {
+    let of_user = |d: &Decoded| match &d.written {
+        Some(Written::Primary {
             user: u,
             before,
             after,
-        } if u == user => Some((*before, *after)),
+        }) if u == user => Some((*before, *after)),
         _ => None,
     };
     let earlier = decoded[..index]
@@ -184,22 +174,23 @@ pub fn decode_batch(payload: &Value, max_attempts: u32) -> Batch {
                 at_millis: d.commit_at_millis,
                 max_attempts,
             };
-            let events = match &d.change {
-                Change::Channel { before, after } => {
-                    let stored = |r: &Option<Box<ChannelRecord>>| {
-                        r.as_deref().cloned().map(|record| StoredChannel {
-                            is_primary: primary_at(&decoded, index, &record.user_id, record.id),
-                            record,
+            let events = match &d.written {
+                Some(Written::Channel { before, after }) => {
+                    let with_primary = |c: &Option<Box<StoredChannel>>| {
+                        c.clone().map(|mut c| {
+                            c.is_primary =
+                                primary_at(&decoded, index, &c.record.user_id, c.record.id);
+                            c
                         })
                     };
-                    channel_events(stored(before).as_ref(), stored(after).as_ref(), &commit)
+                    Written::Channel {
+                        before: with_primary(before),
+                        after: with_primary(after),
+                    }
+                    .events(&commit)
                 }
-                Change::Primary {
-                    user,
-                    before,
-                    after,
-                } => primary_events(user, *before, *after, &commit),
-                Change::Other => Vec::new(),
+                Some(primary) => primary.events(&commit),
+                None => Vec::new(),
             };
             RecordEvents {
                 sequence_number: d.sequence_number.clone(),

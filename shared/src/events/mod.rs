@@ -193,6 +193,44 @@ impl Event {
     }
 }
 
+/// One item a committed write changed, before and after: what a DynamoDB stream record or the
+/// embedded store's report says, and what events are made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// A channel item; `is_primary` as the user's marker stood before and after the write.
+    Channel {
+        /// As it was (None: created).
+        before: Option<Box<StoredChannel>>,
+        /// As it is (None: deleted).
+        after: Option<Box<StoredChannel>>,
+    },
+    /// The user's primary marker.
+    Primary {
+        /// The user.
+        user: UserId,
+        /// The primary before.
+        before: Option<ChannelId>,
+        /// The primary after.
+        after: Option<ChannelId>,
+    },
+}
+
+impl Written {
+    /// The events of this write: [`channel_events`] or [`primary_events`].
+    pub fn events(&self, commit: &Commit) -> Vec<Event> {
+        match self {
+            Written::Channel { before, after } => {
+                channel_events(before.as_deref(), after.as_deref(), commit)
+            }
+            Written::Primary {
+                user,
+                before,
+                after,
+            } => primary_events(user, *before, *after, commit),
+        }
+    }
+}
+
 /// The events of one committed write of a channel item: `before`/`after` are the item as it
 /// was and as it is (None: absent). Primary changes are [`primary_events`]'.
 pub fn channel_events(
