@@ -349,10 +349,61 @@ async fn the_local_server_shows_the_same_events_of_a_session_at_dev_events() {
     );
     assert_eq!(events[1]["detail"]["channel"]["is_primary"], true);
     assert!(!serde_json::to_string(&events).unwrap().contains(&code));
+    for e in &events {
+        conforms(&e["detail"], e["detail-type"].as_str().unwrap());
+    }
     let page = get("/_dev/events").await.unwrap().text().await.unwrap();
     let newest = page.find("contact_channel.deleted").unwrap();
     let oldest = page.rfind("contact_channel.created").unwrap();
     assert!(newest < oldest, "newest first");
+}
+
+fn schema(name: &str) -> Value {
+    let path = format!(
+        "{}/../docs/events/{name}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The documented schema's object rules hold: every required key is there, no other key is
+/// (the detail, its `channel`, and its `channel.verification`), and the type is its own.
+fn conforms(detail: &Value, kind: &str) {
+    fn keys_match(value: &Value, schema: &Value, what: &str) {
+        let object = value.as_object().unwrap();
+        let allowed = schema["properties"].as_object().unwrap();
+        for key in object.keys() {
+            assert!(allowed.contains_key(key), "{what}: undocumented {key}");
+        }
+        for key in schema["required"].as_array().into_iter().flatten() {
+            assert!(
+                object.contains_key(key.as_str().unwrap()),
+                "{what}: lacks {key}"
+            );
+        }
+    }
+    let s = schema(kind);
+    assert_eq!(s["properties"]["type"]["const"], kind);
+    keys_match(detail, &s, kind);
+    if detail.get("channel").is_some() {
+        let c = schema("channel");
+        keys_match(&detail["channel"], &c, "channel");
+        keys_match(
+            &detail["channel"]["verification"],
+            &c["properties"]["verification"],
+            "channel.verification",
+        );
+    }
+}
+
+#[test]
+fn every_event_type_has_a_schema_file() {
+    for kind in contact_channels::events::EventType::ALL {
+        assert_eq!(
+            schema(kind.as_str())["title"],
+            format!("{} detail", kind.as_str())
+        );
+    }
 }
 
 fn sample() -> Value {
