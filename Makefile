@@ -9,7 +9,7 @@ SCHEMATHESIS_VERSION := 4.32.5
 OPENAPI_VALIDATOR_VERSION := 0.9.0
 export SAM_CLI_TELEMETRY := 0
 
-FUNCTIONS := create list patch delete send-verification attempt
+FUNCTIONS := create list patch delete send-verification attempt events
 # SAM logical ids → binary names, for `BuildMethod: makefile`.
 BIN_CreateFunction := cc-create
 BIN_ListFunction := cc-list
@@ -17,6 +17,7 @@ BIN_PatchFunction := cc-patch
 BIN_DeleteFunction := cc-delete
 BIN_SendVerificationFunction := cc-send-verification
 BIN_AttemptFunction := cc-attempt
+BIN_EventsFunction := cc-events
 # `sam build` builds with PROFILE=release; the SAM test reuses the debug build (PROFILE=dev).
 PROFILE ?= release
 PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
@@ -71,7 +72,7 @@ $(VENV)/.openapi-$(SCHEMATHESIS_VERSION)-$(OPENAPI_VALIDATOR_VERSION): $(VENV)/.
 # With PROFILE=dev (the SAM test) the binaries are those of the workspace debug build: building
 # only the functions would resolve their dependencies' features differently and compile them all
 # a second time.
-functions: ## One cargo build of all six function binaries (PROFILE=release by default)
+functions: ## One cargo build of all seven function binaries (PROFILE=release by default)
 	$(CARGO) build --profile $(PROFILE) $(if $(filter dev,$(PROFILE)),--workspace --bins,$(addprefix -p cc-,$(FUNCTIONS)))
 
 build: functions ## Release binaries and one deployable zip per function under dist/

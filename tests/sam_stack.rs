@@ -9,7 +9,18 @@ use std::path::PathBuf;
 
 use serde_norway::Value;
 
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
+    "CreateFunction",
+    "ListFunction",
+    "PatchFunction",
+    "DeleteFunction",
+    "SendVerificationFunction",
+    "AttemptFunction",
+    "EventsFunction",
+];
+
+/// The functions behind the HTTP API (the seventh reads the table's stream).
+const HTTP_FUNCTIONS: [&str; 6] = [
     "CreateFunction",
     "ListFunction",
     "PatchFunction",
@@ -119,6 +130,17 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 SECRET_READ,
             ][..],
         ),
+        (
+            "EventsFunction",
+            &[
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+                "events:PutEvents",
+                "sqs:SendMessage",
+            ][..],
+        ),
     ]);
     for function in FUNCTIONS {
         let grants = grants(&t, function);
@@ -135,7 +157,20 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
                 !resources.iter().any(|r| r == "*"),
                 "{function}: {action} on every resource"
             );
-            if action.starts_with("dynamodb:") {
+            let stream_read = [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+            ];
+            if stream_read.contains(&action.as_str()) {
+                assert_eq!(resources, &vec!["Table.StreamArn".to_owned()], "{function}");
+            } else if action == "dynamodb:ListStreams" {
+                assert_eq!(resources, &vec!["${Table.Arn}/stream/*".to_owned()]);
+            } else if action == "events:PutEvents" {
+                assert_eq!(resources, &vec!["EventBus.Arn".to_owned()], "its bus only");
+            } else if action == "sqs:SendMessage" {
+                assert_eq!(resources, &vec!["EventsDeadLetterQueue.Arn".to_owned()]);
+            } else if action.starts_with("dynamodb:") {
                 assert_eq!(
                     resources,
                     &vec!["Table.Arn".to_owned()],
@@ -181,7 +216,7 @@ fn nothing_scans_and_only_send_verification_may_send_mail() {
 fn every_route_of_the_contract_reaches_its_function() {
     let t = template();
     let mut routes = BTreeSet::new();
-    for function in FUNCTIONS {
+    for function in HTTP_FUNCTIONS {
         let f = resource(&t, function);
         assert_eq!(f["Metadata"]["BuildMethod"].as_str(), Some("makefile"));
         for (_, event) in f["Properties"]["Events"].as_mapping().unwrap() {
@@ -233,6 +268,67 @@ fn every_route_of_the_contract_reaches_its_function() {
     // No route needs an authorizer: the functions check credentials themselves, and the
     // verification and document routes take none.
     assert!(resource(&t, "HttpApi")["Properties"]["Auth"].is_null());
+}
+
+#[test]
+fn the_events_function_reads_only_channel_and_meta_records_of_the_stream_and_reports_failures() {
+    let t = template();
+    assert_eq!(
+        resource(&t, "Table")["Properties"]["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    assert!(
+        resource(&t, "EventsFunction")["Properties"]
+            .get("Events")
+            .is_none(),
+        "a SAM stream event would attach a managed policy on every stream"
+    );
+    let m = &resource(&t, "EventsStreamMapping")["Properties"];
+    assert_eq!(strings(&m["EventSourceArn"]), ["Table.StreamArn"]);
+    assert_eq!(strings(&m["FunctionName"]), ["EventsFunction"]);
+    assert_eq!(m["BisectBatchOnFunctionError"].as_bool(), Some(true));
+    assert_eq!(
+        strings(&m["FunctionResponseTypes"]),
+        ["ReportBatchItemFailures"]
+    );
+    assert_eq!(
+        strings(&m["DestinationConfig"]["OnFailure"]["Destination"]),
+        ["EventsDeadLetterQueue.Arn"]
+    );
+    assert_eq!(strings(&m["BatchSize"]), ["EventsBatchSize"]);
+    assert_eq!(
+        strings(&m["MaximumBatchingWindowInSeconds"]),
+        ["EventsBatchWindowSeconds"]
+    );
+    let patterns: Vec<serde_json::Value> = m["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
+        .collect();
+    let sk: Vec<&serde_json::Value> = patterns
+        .iter()
+        .map(|p| &p["dynamodb"]["Keys"]["sk"]["S"][0])
+        .collect();
+    assert_eq!(
+        sk,
+        [
+            &serde_json::json!({"prefix": "CH#"}),
+            &serde_json::json!("META")
+        ]
+    );
+    for p in &patterns {
+        assert_eq!(
+            p["dynamodb"]["Keys"]["pk"]["S"][0],
+            serde_json::json!({"prefix": "USER#"})
+        );
+    }
+    let alarm = &resource(&t, "EventsDeadLetterAlarm")["Properties"];
+    assert_eq!(
+        strings(&alarm["Dimensions"][0]["Value"]),
+        ["EventsDeadLetterQueue.QueueName"]
+    );
+    assert!(t["Outputs"]["EventBusName"].is_mapping());
 }
 
 #[test]

@@ -69,7 +69,7 @@ impl Function {
 /// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so
 /// the invoker sees the reason instead of a bare exit. The Runtime API address is the
 /// platform's own variable, read here exactly as the runtime crate reads it.
-async fn init_failed(kind: &str, message: String) -> ! {
+pub async fn init_failed(kind: &str, message: String) -> ! {
     tracing::error!("{message}");
     if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
         let url = format!("http://{api}/2018-06-01/runtime/init/error");

@@ -11,6 +11,7 @@ use contact_channels::mail::Mailer;
 use contact_channels::store::ChannelStore;
 
 use crate::embedded::EmbeddedStore;
+use crate::events::EventLog;
 use crate::outbox::Outbox;
 
 /// The adapters of the local server.
@@ -21,6 +22,9 @@ pub struct Backends {
     pub mailer: Arc<dyn Mailer>,
     /// The outbox, when mail goes there, for the local mailbox routes.
     pub outbox: Option<Outbox>,
+    /// The lifecycle events of the embedded store, for `/_dev/events` (on DynamoDB they come
+    /// from the table's stream instead).
+    pub events: Option<EventLog>,
 }
 
 /// `echo_mail` prints outbox mail to standard output (local mode only: elsewhere that would
@@ -32,6 +36,7 @@ pub async fn build(config: &Config, echo_mail: bool) -> Result<Backends, String>
     } else {
         None
     };
+    let mut events = None;
     let store: Arc<dyn ChannelStore> = match (config.store, &sdk, &config.table_name) {
         (StoreKind::DynamoDb, Some(sdk), Some(table)) => Arc::new(DynamoStore::new(
             cc_aws::sdk::dynamodb_client(sdk),
@@ -40,9 +45,16 @@ pub async fn build(config: &Config, echo_mail: bool) -> Result<Backends, String>
         (StoreKind::DynamoDb, _, _) => {
             return Err("TABLE_NAME is required for STORE=dynamodb".into());
         }
-        (StoreKind::Embedded, _, _) => Arc::new(
-            EmbeddedStore::open(&config.data_dir).map_err(|e| format!("embedded store: {e}"))?,
-        ),
+        (StoreKind::Embedded, _, _) => {
+            let log = EventLog::open(&config.data_dir, config.limits.max_code_attempts)
+                .map_err(|e| format!("event log: {e}"))?;
+            events = Some(log.clone());
+            Arc::new(
+                EmbeddedStore::open(&config.data_dir)
+                    .map_err(|e| format!("embedded store: {e}"))?
+                    .with_events(log),
+            )
+        }
     };
     let (mailer, outbox): (Arc<dyn Mailer>, Option<Outbox>) = match (config.mailer, &sdk) {
         (MailerKind::Ses, Some(sdk)) => {
@@ -62,5 +74,6 @@ pub async fn build(config: &Config, echo_mail: bool) -> Result<Backends, String>
         store,
         mailer,
         outbox,
+        events,
     })
 }

@@ -2,7 +2,8 @@
 //! `/_dev/mailbox` (HTML, links clickable) and `/_dev/mailbox.json`, the outbox newest first;
 //! and `/_dev/verify?code=…`, a stand-in for the app's own page, so a person can click a link
 //! in the mailbox and see it verify (use `http://127.0.0.1:3000/_dev/verify` as `callback_url`);
-//! and the account page example on the TypeScript SDK: `/_dev/account?user=alice`, its files,
+//! `/_dev/events` (HTML) and `/_dev/events.json`, the lifecycle events of the embedded store,
+//! newest first; and the account page example on the TypeScript SDK: `/_dev/account?user=alice`, its files,
 //! the built SDK under `/_dev/sdk/`, and `/_dev/token?user=…`, which mints that page's dev token.
 
 use std::sync::Arc;
@@ -14,16 +15,18 @@ use axum::routing::get;
 use contact_channels::mail::escape_html;
 use contact_channels::{ApiError, Service};
 
+use crate::events::EventLog;
 use crate::outbox::{Delivered, Outbox};
 
 #[derive(Clone)]
 struct Dev {
     service: Arc<Service>,
     outbox: Option<Outbox>,
+    events: Option<EventLog>,
 }
 
 /// The `/_dev` routes, merged into the API router by the local server.
-pub fn router(service: Arc<Service>, outbox: Option<Outbox>) -> Router {
+pub fn router(service: Arc<Service>, outbox: Option<Outbox>, events: Option<EventLog>) -> Router {
     let not_allowed = || async { ApiError::MethodNotAllowed(&["GET"]) };
     Router::new()
         .route("/_dev/mailbox", get(mailbox_page).fallback(not_allowed))
@@ -31,6 +34,8 @@ pub fn router(service: Arc<Service>, outbox: Option<Outbox>) -> Router {
             "/_dev/mailbox.json",
             get(mailbox_json).fallback(not_allowed),
         )
+        .route("/_dev/events", get(events_page).fallback(not_allowed))
+        .route("/_dev/events.json", get(events_json).fallback(not_allowed))
         .route("/_dev/verify", get(verify_page).fallback(not_allowed))
         .route("/_dev/token", get(token).fallback(not_allowed))
         .route("/_dev/account", get(account_page).fallback(not_allowed))
@@ -39,7 +44,11 @@ pub fn router(service: Arc<Service>, outbox: Option<Outbox>) -> Router {
             get(account_file).fallback(not_allowed),
         )
         .route("/_dev/sdk/{file}", get(sdk_file).fallback(not_allowed))
-        .with_state(Dev { service, outbox })
+        .with_state(Dev {
+            service,
+            outbox,
+            events,
+        })
 }
 
 async fn mails(dev: &Dev) -> Result<Vec<Delivered>, ApiError> {
@@ -58,6 +67,61 @@ async fn mailbox_json(State(dev): State<Dev>) -> Result<axum::Json<Vec<Delivered
 
 async fn mailbox_page(State(dev): State<Dev>) -> Result<Html<String>, ApiError> {
     Ok(Html(page(&mails(&dev).await?)))
+}
+
+async fn events(dev: &Dev) -> Result<Vec<serde_json::Value>, ApiError> {
+    match &dev.events {
+        Some(log) => log.list().await.map_err(|e| {
+            tracing::error!(error = %e, "cannot read the event log");
+            ApiError::Internal
+        }),
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn events_json(
+    State(dev): State<Dev>,
+) -> Result<axum::Json<Vec<serde_json::Value>>, ApiError> {
+    Ok(axum::Json(events(&dev).await?))
+}
+
+async fn events_page(State(dev): State<Dev>) -> Result<Html<String>, ApiError> {
+    Ok(Html(events_html(&events(&dev).await?)))
+}
+
+/// One row an event: when, type, user, channel, and its detail in full.
+fn events_html(events: &[serde_json::Value]) -> String {
+    let mut rows = String::new();
+    for e in events {
+        let d = &e["detail"];
+        let text = |v: &serde_json::Value| escape_html(v.as_str().unwrap_or("-"));
+        rows.push_str(&format!(
+            "<tr><td><time data-ms=\"{ms}\">{ms}</time></td><td><b>{}</b></td><td>{}</td><td><code>{}</code></td>\
+<td><details><summary>detail</summary><pre>{}</pre></details></td></tr>",
+            text(&e["detail-type"]),
+            text(&d["user_id"]),
+            text(&d["contact_channel_id"]),
+            escape_html(&serde_json::to_string_pretty(d).unwrap_or_default()),
+            ms = d["occurred_at_millis"].as_i64().unwrap_or_default(),
+        ));
+    }
+    let body = if events.is_empty() {
+        "<p>No events yet. Create a channel to see one here.</p>".to_owned()
+    } else {
+        format!(
+            "<table><tr><th>when</th><th>type</th><th>user</th><th>channel</th><th></th></tr>{rows}</table>"
+        )
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Local events</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}\
+td,th{{text-align:left;vertical-align:top;padding:.3rem .6rem;border-bottom:1px solid #ddd}}</style></head>\
+<body><h1>Lifecycle events</h1><p>{} event(s), newest first, as the events function publishes them to \
+EventBridge. Also as <a href=\"/_dev/events.json\">JSON</a>.</p>{body}\
+<script>for(const t of document.querySelectorAll('time'))t.textContent=new Date(+t.dataset.ms).toLocaleString()</script>\
+</body></html>",
+        events.len()
+    )
 }
 
 async fn verify_page(State(dev): State<Dev>, RawQuery(query): RawQuery) -> Response {

@@ -14,6 +14,8 @@ use contact_channels::domain::{ChannelId, EmailAddress, UserId};
 use contact_channels::store::kv::{self, ChannelKey, KvTables, UserMeta};
 use contact_channels::store::{Change, ChannelStore, RedeemError, StoreError, WriteError};
 
+use crate::events::{EventLog, Recording};
+
 // Keys join parts with U+001F, which neither user ids nor email addresses may contain.
 const SEP: char = '\u{1f}';
 /// `user␟channel` → channel record (JSON).
@@ -51,6 +53,7 @@ fn parse_channel_key(key: &str) -> Result<ChannelKey, StoreError> {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    events: Option<EventLog>,
 }
 
 impl EmbeddedStore {
@@ -68,7 +71,17 @@ impl EmbeddedStore {
             txn.open_table(SEND_LOGS).map_err(failed)?;
         }
         txn.commit().map_err(failed)?;
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            events: None,
+        })
+    }
+
+    /// Reports what each write transaction committed (channel items and primary marker, before
+    /// and after) to `log`, as lifecycle events (`make run`'s `/_dev/events`).
+    pub fn with_events(mut self, log: EventLog) -> Self {
+        self.events = Some(log);
+        self
     }
 
     async fn run<T: Send + 'static, E: From<StoreError> + Send + 'static>(
@@ -84,15 +97,28 @@ impl EmbeddedStore {
     }
 
     /// Runs `work` in one write transaction, committed only if it succeeds.
+    /// One write transaction through [`Recording`] tables; once it is committed, what it wrote
+    /// goes to the event log (in commit order: the log's order is held across both).
     async fn write<T: Send + 'static, E: From<StoreError> + Send + 'static>(
         &self,
-        work: impl FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+        work: impl FnOnce(&mut Recording<'_, Tables<'_>>) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
+        let events = self.events.clone();
         self.run(move |db| {
+            let mut order = events.as_ref().map(EventLog::order);
             let txn = db.begin_write().map_err(failed)?;
-            match work(&txn) {
+            let (result, committed) = {
+                let mut tables = Tables::open(&txn)?;
+                let mut recording = Recording::new(&mut tables);
+                let result = work(&mut recording);
+                (result, recording.committed)
+            };
+            match result {
                 Ok(value) => {
                     txn.commit().map_err(failed)?;
+                    if let (Some(log), Some(order)) = (&events, order.as_mut()) {
+                        log.append(order, &committed);
+                    }
                     Ok(value)
                 }
                 Err(e) => {
@@ -318,8 +344,7 @@ impl ChannelStore for EmbeddedStore {
     }
 
     async fn apply(&self, change: Change) -> Result<Option<StoredChannel>, WriteError> {
-        self.write(move |txn| kv::apply(&mut Tables::open(txn)?, &change))
-            .await
+        self.write(move |tables| kv::apply(tables, &change)).await
     }
 
     async fn find_link(&self, digest: &Digest) -> Result<Option<(UserId, ChannelId)>, StoreError> {
@@ -333,7 +358,7 @@ impl ChannelStore for EmbeddedStore {
 
     async fn redeem_link(&self, digest: &Digest, now: i64) -> Result<(), RedeemError> {
         let digest = digest.clone();
-        self.write(move |txn| kv::redeem_link(&mut Tables::open(txn)?, &digest, now))
+        self.write(move |tables| kv::redeem_link(tables, &digest, now))
             .await
     }
 

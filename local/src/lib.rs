@@ -5,5 +5,6 @@ pub mod backends;
 pub mod conn;
 pub mod dev;
 pub mod embedded;
+pub mod events;
 pub mod outbox;
 pub mod server;

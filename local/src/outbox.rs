@@ -43,17 +43,7 @@ impl Outbox {
     /// Every mail sent so far, newest first. A line torn by a crash is skipped.
     pub async fn list(&self) -> std::io::Result<Vec<Delivered>> {
         let _guard = self.lock.lock().await;
-        let text = match tokio::fs::read_to_string(&self.path).await {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e),
-        };
-        let mut mails: Vec<Delivered> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        mails.reverse();
-        Ok(mails)
+        read_jsonl_newest_first(&self.path).await
     }
 
     fn append(&self, line: &str) -> std::io::Result<()> {
@@ -65,6 +55,24 @@ impl Outbox {
         file.write_all(format!("\n{line}").as_bytes())?;
         file.sync_data()
     }
+}
+
+/// The entries of a JSON-lines file, newest (last) first; lines that do not parse (a line a
+/// crash tore) are skipped, a missing file is empty.
+pub(crate) async fn read_jsonl_newest_first<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> std::io::Result<Vec<T>> {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut entries: Vec<T> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    entries.reverse();
+    Ok(entries)
 }
 
 #[async_trait]

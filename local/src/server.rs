@@ -64,6 +64,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     println!("  server key:  {server_key_hint}");
     println!("  client JWT:  make token USER=alice   ->  Authorization: Bearer <token>");
     println!("  mailbox:     http://{addr}/_dev/mailbox");
+    println!("  events:      http://{addr}/_dev/events");
     println!("  links:       callback_url http://{addr}/_dev/verify verifies in the browser");
     println!(
         "  account:     http://{addr}/_dev/account?user=alice  (the TypeScript SDK's example page)"
@@ -74,7 +75,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
         service = service.with_key_set(Arc::new(key_set));
     }
     let service = Arc::new(service);
-    let app = router(service.clone(), Route::ALL).merge(dev::router(service, backends.outbox));
+    let app = router(service.clone(), Route::ALL).merge(dev::router(
+        service,
+        backends.outbox,
+        backends.events,
+    ));
     crate::conn::serve(listener, app, ConnLimits::default(), async {
         let _ = tokio::signal::ctrl_c().await;
         println!("shutting down");

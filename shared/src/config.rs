@@ -472,6 +472,47 @@ fn clamp_u32(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// The configuration of the stream consumer (`cc-events`): where events go, and when a code
+/// counts as burned (the same `MAX_CODE_ATTEMPTS` as the API functions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `EVENT_BUS_NAME`: the bus PutEvents writes to.
+    pub event_bus_name: String,
+    /// `MAX_CODE_ATTEMPTS`.
+    pub max_code_attempts: u32,
+}
+
+impl EventsConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<EventsConfig, ConfigError> {
+        EventsConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup`, listing every problem.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<EventsConfig, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            local: false,
+            problems: Vec::new(),
+        };
+        let max_code_attempts =
+            r.small_number("MAX_CODE_ATTEMPTS", Limits::default().max_code_attempts, 1);
+        let event_bus_name = r.get("EVENT_BUS_NAME");
+        if event_bus_name.is_none() {
+            r.problem("EVENT_BUS_NAME is required");
+        }
+        match event_bus_name {
+            Some(event_bus_name) if r.problems.is_empty() => Ok(EventsConfig {
+                event_bus_name,
+                max_code_attempts,
+            }),
+            _ => Err(ConfigError(r.problems)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,6 +654,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(text.contains("for Lambda only"), "{text}");
+    }
+
+    #[test]
+    fn the_events_function_needs_its_bus_and_lists_every_problem() {
+        let err = EventsConfig::from_lookup(lookup(&[("MAX_CODE_ATTEMPTS", "0")])).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        let c = EventsConfig::from_lookup(lookup(&[("EVENT_BUS_NAME", "bus")])).unwrap();
+        assert_eq!((c.event_bus_name.as_str(), c.max_code_attempts), ("bus", 5));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mail;
 pub mod rules;

@@ -26,6 +26,7 @@ fn record(u: &str, value: &str, auth: bool) -> ChannelRecord {
         is_verified: false,
         created_at_millis: now_millis(),
         verification: None,
+        last_sent_at_millis: None,
         version: 0,
     }
 }

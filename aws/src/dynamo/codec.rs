@@ -71,6 +71,9 @@ pub(super) fn record_to_item(r: &ChannelRecord) -> Item {
     item.insert("is_verified".into(), AttributeValue::Bool(r.is_verified));
     item.insert("created_at".into(), n(r.created_at_millis));
     item.insert("version".into(), n(r.version));
+    if let Some(t) = r.last_sent_at_millis {
+        item.insert("last_sent_at".into(), n(t));
+    }
     if let Some(v) = &r.verification {
         let ver = HashMap::from([
             ("strategy".to_owned(), s(v.strategy.as_str())),
@@ -112,6 +115,10 @@ pub(super) fn item_to_record(item: &Item) -> Result<ChannelRecord, StoreError> {
         is_verified: get_bool(item, "is_verified")?,
         created_at_millis: get_n(item, "created_at")?,
         verification,
+        last_sent_at_millis: match item.get("last_sent_at") {
+            Some(_) => Some(get_n(item, "last_sent_at")?),
+            None => None,
+        },
         version: get_n(item, "version")?,
     })
 }

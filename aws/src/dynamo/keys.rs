@@ -16,16 +16,22 @@ fn key(pk: String, sk: &str) -> Item {
     ])
 }
 
+/// The partition of a user's channels and meta item starts with this.
+pub(super) const USER_PK_PREFIX: &str = "USER#";
+
+/// A channel item's sort key starts with this (the template's stream filter says it again).
+pub(super) const CHANNEL_SK_PREFIX: &str = "CH#";
+
 /// The partition of a user's channels and meta item.
 pub(super) fn user_pk(user: &UserId) -> String {
-    format!("USER#{user}")
+    format!("{USER_PK_PREFIX}{user}")
 }
 
 /// The sort key of the user's meta item (count and primary).
 pub(super) const META_SK: &str = "META";
 
 pub(super) fn channel_key(user: &UserId, id: ChannelId) -> Item {
-    key(user_pk(user), &format!("CH#{id}"))
+    key(user_pk(user), &format!("{CHANNEL_SK_PREFIX}{id}"))
 }
 
 pub(super) fn meta_key(user: &UserId) -> Item {

@@ -17,6 +17,7 @@
 //! a domain error by the position of the failed item. Nothing here ever Scans.
 
 mod codec;
+mod image;
 mod keys;
 mod send_log;
 mod tx;
@@ -35,6 +36,8 @@ use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId};
 use contact_channels::rules::verification::{LinkRefusal, check_link};
 use contact_channels::store::effects::effects;
 use contact_channels::store::{Change, ChannelStore, RedeemError, StoreError, WriteError};
+
+pub use image::{ItemImage, KeyKind, decode_image, key_kind};
 
 use codec::{channel_of, get_s, item_to_record, n, s, sdk_failed, sends_of};
 use keys::{Item, META_SK, channel_key, link_key, meta_key, sends_key, user_pk};

@@ -76,6 +76,10 @@ pub struct ChannelRecord {
     pub created_at_millis: i64,
     /// The outstanding or last code or link.
     pub verification: Option<Verification>,
+    /// When a verification mail was last accepted for this channel. The cooldown is kept per
+    /// address in the send log; this tells a send from the rollback of a refused one in the
+    /// table's change stream (lifecycle events).
+    pub last_sent_at_millis: Option<i64>,
     /// Increases with every write.
     pub version: u64,
 }
@@ -156,6 +160,7 @@ pub(crate) mod test_support {
             is_verified,
             created_at_millis: 0,
             verification,
+            last_sent_at_millis: None,
             version: 1,
         }
     }

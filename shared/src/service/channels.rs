@@ -27,6 +27,7 @@ impl Service {
             is_verified: command.is_verified.unwrap_or(false),
             created_at_millis: now_millis(),
             verification: None,
+            last_sent_at_millis: None,
             version: 0,
         };
         let record = &record;
@@ -145,6 +146,7 @@ fn update_change(current: &StoredChannel, command: &UpdateChannel) -> Option<Cha
         after.value = value.clone();
         after.is_verified = false;
         after.verification = None;
+        after.last_sent_at_millis = None;
     }
     if let Some(auth) = command.used_for_auth {
         after.used_for_auth = auth;

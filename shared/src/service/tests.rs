@@ -296,6 +296,10 @@ async fn a_refused_send_is_rolled_back_through_transient_store_failures() {
         .unwrap()
         .unwrap();
     assert_eq!(after.record.verification, before.record.verification);
+    assert_eq!(
+        after.record.last_sent_at_millis,
+        before.record.last_sent_at_millis
+    );
     assert_eq!(s.store.send_log(&c.record.value).await.unwrap(), log_before);
     assert_eq!(
         store.rollback_writes.load(Ordering::SeqCst),

@@ -125,6 +125,7 @@ impl Service {
         };
         let mut after = before.clone();
         after.verification = Some(verification);
+        after.last_sent_at_millis = Some(now);
         let change = Change::Update {
             before: before.clone(),
             after,
@@ -383,6 +384,9 @@ fn roll_back_change(send: &Prepared, current: StoredChannel) -> Change {
         } else {
             None
         };
+    }
+    if record.last_sent_at_millis == Some(send.at) {
+        after.last_sent_at_millis = send.before.last_sent_at_millis;
     }
     Change::Update {
         before: record,

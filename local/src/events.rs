@@ -1,0 +1,212 @@
+//! Lifecycle events in local mode: what the embedded store committed (each channel item and
+//! primary marker, before and after, as a DynamoDB stream would show them) mapped by the same
+//! `contact_channels::events` functions as the Lambda consumer, and appended to
+//! `DATA_DIR/events.jsonl` for `/_dev/events` and `/_dev/events.json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+
+use contact_channels::domain::channel::{ChannelRecord, StoredChannel};
+use contact_channels::domain::{ChannelId, EmailAddress, UserId, now_millis};
+use contact_channels::events::{Commit, SOURCE, Written};
+use contact_channels::store::StoreError;
+use contact_channels::store::kv::{ChannelKey, KvTables, UserMeta};
+
+/// [`KvTables`] that notes every channel and meta write of a transaction, with what it
+/// replaced: the local counterpart of the table's stream.
+pub struct Recording<'a, T> {
+    inner: &'a mut T,
+    /// The user's primary before the transaction first wrote the meta item.
+    primary_before: Option<Option<ChannelId>>,
+    /// What was written, in order.
+    pub committed: Vec<Written>,
+}
+
+impl<'a, T: KvTables> Recording<'a, T> {
+    /// Records the writes made through it to `inner`.
+    pub fn new(inner: &'a mut T) -> Self {
+        Recording {
+            inner,
+            primary_before: None,
+            committed: Vec::new(),
+        }
+    }
+
+    /// The channel as stored now, and whether it is primary before and after this transaction.
+    fn channel_now(
+        &self,
+        user: &UserId,
+        id: ChannelId,
+    ) -> Result<(Option<ChannelRecord>, bool, bool), StoreError> {
+        let now = self.inner.user_meta(user)?.primary;
+        let before = self.primary_before.unwrap_or(now);
+        Ok((
+            self.inner.channel(user, id)?,
+            before == Some(id),
+            now == Some(id),
+        ))
+    }
+
+    fn note_channel(
+        &mut self,
+        user: &UserId,
+        id: ChannelId,
+        after: Option<&ChannelRecord>,
+    ) -> Result<(), StoreError> {
+        let (before, was_primary, is_primary) = self.channel_now(user, id)?;
+        self.committed.push(Written::Channel {
+            before: before.map(|record| {
+                Box::new(StoredChannel {
+                    record,
+                    is_primary: was_primary,
+                })
+            }),
+            after: after.map(|record| {
+                Box::new(StoredChannel {
+                    record: record.clone(),
+                    is_primary,
+                })
+            }),
+        });
+        Ok(())
+    }
+}
+
+impl<T: KvTables> KvTables for Recording<'_, T> {
+    fn channel(&self, user: &UserId, id: ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
+        self.inner.channel(user, id)
+    }
+    fn put_channel(&mut self, record: &ChannelRecord) -> Result<(), StoreError> {
+        self.note_channel(&record.user_id, record.id, Some(record))?;
+        self.inner.put_channel(record)
+    }
+    fn remove_channel(&mut self, user: &UserId, id: ChannelId) -> Result<(), StoreError> {
+        self.note_channel(user, id, None)?;
+        self.inner.remove_channel(user, id)
+    }
+    fn value_claim(
+        &self,
+        user: &UserId,
+        value: &EmailAddress,
+    ) -> Result<Option<ChannelId>, StoreError> {
+        self.inner.value_claim(user, value)
+    }
+    fn set_value_claim(
+        &mut self,
+        user: &UserId,
+        value: &EmailAddress,
+        holder: Option<ChannelId>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_value_claim(user, value, holder)
+    }
+    fn auth_claim(&self, value: &EmailAddress) -> Result<Option<ChannelKey>, StoreError> {
+        self.inner.auth_claim(value)
+    }
+    fn set_auth_claim(
+        &mut self,
+        value: &EmailAddress,
+        holder: Option<&ChannelKey>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_auth_claim(value, holder)
+    }
+    fn user_meta(&self, user: &UserId) -> Result<UserMeta, StoreError> {
+        self.inner.user_meta(user)
+    }
+    fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
+        let before = self.inner.user_meta(user)?.primary;
+        self.primary_before.get_or_insert(before);
+        if before != meta.primary {
+            self.committed.push(Written::Primary {
+                user: user.clone(),
+                before,
+                after: meta.primary,
+            });
+        }
+        self.inner.set_user_meta(user, meta)
+    }
+    fn link(&self, digest_hex: &str) -> Result<Option<ChannelKey>, StoreError> {
+        self.inner.link(digest_hex)
+    }
+    fn set_link(
+        &mut self,
+        digest_hex: &str,
+        holder: Option<&ChannelKey>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_link(digest_hex, holder)
+    }
+    fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError> {
+        self.inner.send_log(address)
+    }
+    fn set_send_log(&mut self, address: &EmailAddress, log: &[i64]) -> Result<(), StoreError> {
+        self.inner.set_send_log(address, log)
+    }
+}
+
+/// `DATA_DIR/events.jsonl`: one event a line, in commit order, in the envelope EventBridge
+/// delivers (`id`, `source`, `detail-type`, `detail`).
+#[derive(Clone)]
+pub struct EventLog {
+    path: PathBuf,
+    max_attempts: u32,
+    /// Held from before a write transaction begins until its events are appended, so the file
+    /// has them in commit order; counts commits for the commit ids.
+    order: Arc<Mutex<u64>>,
+}
+
+impl EventLog {
+    /// The log in `dir`; `max_attempts` is `MAX_CODE_ATTEMPTS`.
+    pub fn open(dir: &Path, max_attempts: u32) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(EventLog {
+            path: dir.join("events.jsonl"),
+            max_attempts,
+            order: Arc::new(Mutex::new(0)),
+        })
+    }
+
+    /// Taken before a write transaction: commits and their events then keep one order.
+    pub fn order(&self) -> MutexGuard<'_, u64> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends the events of one committed transaction. A failure is logged, not returned:
+    /// the change itself is committed.
+    pub fn append(&self, order: &mut u64, committed: &[Written]) {
+        *order += 1;
+        let commit = Commit {
+            id: format!("local-{}-{order}", now_millis()),
+            at_millis: now_millis(),
+            max_attempts: self.max_attempts,
+        };
+        let mut lines = String::new();
+        for event in committed.iter().flat_map(|c| c.events(&commit)) {
+            let envelope = json!({
+                "id": event.detail.event_id.clone(),
+                "source": SOURCE,
+                "detail-type": event.detail_type.as_str(),
+                "detail": event.detail,
+            });
+            lines.push('\n');
+            lines.push_str(&envelope.to_string());
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(lines.as_bytes()).and_then(|()| f.sync_data()));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot append to events.jsonl");
+        }
+    }
+
+    /// Every event so far, newest first.
+    pub async fn list(&self) -> std::io::Result<Vec<Value>> {
+        crate::outbox::read_jsonl_newest_first(&self.path).await
+    }
+}
