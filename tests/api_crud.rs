@@ -1,4 +1,4 @@
-//! Black-box tests of API.md §1, §2 and §5.1–5.5 against the spawned local server.
+//! Black-box tests of docs/api.md §1, §2 and §5.1–5.5 against the spawned local server.
 
 // Tests: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,4 @@
-//! Black-box tests of email verification (API.md §5.6–5.7) against the spawned local server.
+//! Black-box tests of email verification (docs/api.md §5.6–5.7) against the spawned local server.
 //! Codes and links are read from the local mailbox, never from the store.
 
 // Tests: a panic is a failed test.

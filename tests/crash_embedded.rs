@@ -1,7 +1,7 @@
 //! Process death on the embedded store: the local server (`contact-channels-local`, embedded
 //! redb store) runs a write loop of concurrent clients over HTTP and is killed with SIGKILL at
 //! random points (fixed seed, bounded count). After each kill the redb file is opened by the test,
-//! its six tables are read whole and checked against API.md §4 with the same checker as the
+//! its six tables are read whole and checked against docs/api.md §4 with the same checker as the
 //! DynamoDB fault suite (each table row turned into the item DynamoDB would hold); then the
 //! server restarts on the same data and must serve every user.
 

@@ -5,7 +5,7 @@
 //!
 //! 1. the caller got `Ok`, a 500/502/503, or the answer the contract gives a retried request
 //!    (docs/security.md) — never a panic or a hang (every call is bounded);
-//! 2. the whole table (test-only Scan) satisfies API.md §4 (`support::invariants::check`);
+//! 2. the whole table (test-only Scan) satisfies docs/api.md §4 (`support::invariants::check`);
 //! 3. the state is the one before the call or the one a fault-free call leaves (atomicity);
 //! 4. the same request repeated without faults converges to the fault-free state.
 //!

@@ -1,6 +1,6 @@
 //! SES fault injection through the real SDK, on moto's SES v2: the fault proxy stands between
 //! `SesMailer` and moto. For each fault the send's answer, the channel's stored code, the
-//! address's send log (cooldown and daily cap) and the mail that reached SES end as API.md §5.6
+//! address's send log (cooldown and daily cap) and the mail that reached SES end as docs/api.md §5.6
 //! says: a `502` restores everything (the code the user held still works; neither the cooldown
 //! nor the cap is consumed); a send whose mail SES accepted answers `200` even when one answer
 //! was lost (the SDK's retry mails the same code again: a duplicate, no harm).

@@ -1,4 +1,4 @@
-//! The local server's connections, spoken to raw (API.md §7): a head or a declared body that
+//! The local server's connections, spoken to raw (docs/api.md §7): a head or a declared body that
 //! does not arrive in time is answered `408`, an oversized request line or header block gets
 //! the contract's JSON error, never a bare status or a hung connection.
 

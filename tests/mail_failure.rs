@@ -1,4 +1,4 @@
-//! The 502 path with a mail service that fails on demand (API.md §5.6): the channel's
+//! The 502 path with a mail service that fails on demand (docs/api.md §5.6): the channel's
 //! verification is exactly as before, the refused mail's code never works, and neither the
 //! cooldown nor the daily cap is consumed.
 

@@ -13,7 +13,7 @@ use contact_channels::telemetry::InvocationIds;
 use crate::dynamo::DynamoStore;
 use crate::jwks::HttpKeySet;
 
-/// The six functions of the deployment and the routes each serves (API.md §5).
+/// The six functions of the deployment and the routes each serves (docs/api.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)] // Each variant is the function of the template it is named after.
 pub enum Function {

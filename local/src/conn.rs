@@ -1,4 +1,4 @@
-//! The local server's connections (API.md §7): hyper serves HTTP/1 on each, behind a guard that
+//! The local server's connections (docs/api.md §7): hyper serves HTTP/1 on each, behind a guard that
 //! holds every request head back until it is whole, so that a head too large, malformed or too
 //! slow gets the contract's JSON error (hyper alone answers a bare 400/414/431, or closes without
 //! a word), and a declared body that does not arrive in time is answered `408`.

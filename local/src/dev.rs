@@ -1,4 +1,4 @@
-//! The local-only `/_dev` pages (API.md §7), never compiled into a Lambda function:
+//! The local-only `/_dev` pages (docs/api.md §7), never compiled into a Lambda function:
 //! `/_dev/mailbox` (HTML, links clickable) and `/_dev/mailbox.json`, the outbox newest first;
 //! and `/_dev/verify?code=…`, a stand-in for the app's own page, so a person can click a link
 //! in the mailbox and see it verify (use `http://127.0.0.1:3000/_dev/verify` as `callback_url`);

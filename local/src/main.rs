@@ -1,5 +1,5 @@
 //! `make run`: the whole API on 127.0.0.1 with the embedded store and the local outbox, plus
-//! the local-only mailbox routes (API.md §7). `token USER` mints a dev client token;
+//! the local-only mailbox routes (docs/api.md §7). `token USER` mints a dev client token;
 //! `create-table` creates `TABLE_NAME` on the configured DynamoDB endpoint.
 
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Typed configuration, read once at start-up (API.md §6). Every problem is collected so that a
+//! Typed configuration, read once at start-up (docs/api.md §6). Every problem is collected so that a
 //! misconfigured function fails with one log line naming all of them.
 
 use std::fmt;
@@ -18,7 +18,7 @@ pub enum Profile {
         /// Whether this function sends mail.
         sends_mail: bool,
     },
-    /// `make run`: everything has a development default (API.md §7).
+    /// `make run`: everything has a development default (docs/api.md §7).
     Local,
 }
 
@@ -41,7 +41,7 @@ pub enum MailerKind {
 }
 
 #[derive(Debug, Clone, Default)]
-/// How client JWTs are checked (API.md §2).
+/// How client JWTs are checked (docs/api.md §2).
 pub struct JwtConfig {
     /// `JWT_JWKS_URL`: where RS256/ES256 keys are fetched.
     pub jwks_url: Option<String>,
@@ -54,7 +54,7 @@ pub struct JwtConfig {
 }
 
 #[derive(Debug, Clone)]
-/// The limits of API.md §6, each from its variable.
+/// The limits of docs/api.md §6, each from its variable.
 pub struct Limits {
     /// `CODE_TTL_SECONDS`.
     pub code_ttl_seconds: u64,

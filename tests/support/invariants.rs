@@ -1,5 +1,5 @@
 //! The consistency checker of the fault suites: reads a whole DynamoDB table (a test-only Scan,
-//! never done by the service) and checks API.md §4 as the table layout of `aws/src/dynamo`
+//! never done by the service) and checks docs/api.md §4 as the table layout of `aws/src/dynamo`
 //! expresses it: value claims ↔ channels, auth claims ↔ `used_for_auth` channels, the meta
 //! item's count and primary, the link index ↔ channels whose verification is a link, no orphans.
 //! Also turns a table into a normalized state (no ids, digests, times or versions) so that two

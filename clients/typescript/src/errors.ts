@@ -6,7 +6,7 @@
  * answered or rejects with one of these.
  */
 
-/** Every error code of the contract (API.md §1–§5), as constants. */
+/** Every error code of the contract (docs/api.md §1–§5), as constants. */
 export const ErrorCode = {
   PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
   NOT_FOUND: "NOT_FOUND",

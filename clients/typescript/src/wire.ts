@@ -1,6 +1,6 @@
 /**
  * The wire types: the JSON the API sends and accepts, field for field (snake_case), as the
- * contract (API.md §3, §5) defines them. Nothing else in the SDK names a wire field.
+ * contract (docs/api.md §3, §5) defines them. Nothing else in the SDK names a wire field.
  *
  * These are written by hand today. When the repository commits `openapi.json`,
  * `npm run check:openapi` generates types from it with openapi-typescript and type-checks
@@ -28,7 +28,7 @@ export interface WireVerification {
   expires_at_millis: number | null;
 }
 
-/** The contact channel object (API.md §3). */
+/** The contact channel object (docs/api.md §3). */
 export interface WireChannel {
   id: string;
   user_id: string;

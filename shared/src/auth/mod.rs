@@ -1,4 +1,4 @@
-//! Who is calling (API.md §2): a server holding a key whose SHA-256 is configured, or a client
+//! Who is calling (docs/api.md §2): a server holding a key whose SHA-256 is configured, or a client
 //! with a JWT (HS256 with a shared secret, or RS256/ES256 against a cached JWKS).
 
 use std::collections::HashSet;

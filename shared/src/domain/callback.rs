@@ -1,4 +1,4 @@
-//! The callback-URL allow-list (API.md §5.6): origins compare by scheme, ASCII host and
+//! The callback-URL allow-list (docs/api.md §5.6): origins compare by scheme, ASCII host and
 //! effective port, so `https://a.com:443` is `https://a.com` and `ü.example` is its punycode.
 
 use url::Url;

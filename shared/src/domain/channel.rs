@@ -1,5 +1,5 @@
 //! The stored shape of a channel: its record, its outstanding code or link (as a keyed hash
-//! only), and the verification status derived from them (API.md §3).
+//! only), and the verification status derived from them (docs/api.md §3).
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;

@@ -1,5 +1,5 @@
 //! Domain values that parse on construction: once you hold an `EmailAddress`, a `UserId` or a
-//! `ChannelId`, it is valid and normalized (API.md §1 and §3). Parse errors are typed.
+//! `ChannelId`, it is valid and normalized (docs/api.md §1 and §3). Parse errors are typed.
 
 use std::fmt;
 

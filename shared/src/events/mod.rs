@@ -143,7 +143,7 @@ pub struct Detail {
     pub contact_channel_id: Option<String>,
     /// When the change was committed, ms since the epoch.
     pub occurred_at_millis: i64,
-    /// The channel after the change in its public JSON shape (API.md §3); for `deleted`, as it
+    /// The channel after the change in its public JSON shape (docs/api.md §3); for `deleted`, as it
     /// was last. Absent on `primary_changed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelBody>,

@@ -65,7 +65,7 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// `?user_id=…[&contact_channel_id=…]`; other parameters are ignored (API.md §1).
+/// `?user_id=…[&contact_channel_id=…]`; other parameters are ignored (docs/api.md §1).
 impl<S: Send + Sync> FromRequestParts<S> for ListChannels {
     type Rejection = ApiError;
 
@@ -80,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListChannels {
     }
 }
 
-/// A JSON object body deserialized into `T`. The content type is not required (API.md §1);
+/// A JSON object body deserialized into `T`. The content type is not required (docs/api.md §1);
 /// an empty or blank body counts as `{}`.
 pub struct Body<T>(pub T);
 

@@ -19,5 +19,5 @@ pub use error::json_response;
 pub use handlers::OPENAPI_JSON;
 pub use router::{Route, router};
 
-/// The largest body accepted (API.md §1).
+/// The largest body accepted (docs/api.md §1).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -1,4 +1,4 @@
-//! The response bodies of the API (API.md §3, §5), rendered from domain results.
+//! The response bodies of the API (docs/api.md §3, §5), rendered from domain results.
 
 use serde::Serialize;
 

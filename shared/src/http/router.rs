@@ -1,4 +1,4 @@
-//! The route table (API.md §5) and the axum router built from it. Every function gets the whole
+//! The route table (docs/api.md §5) and the axum router built from it. Every function gets the whole
 //! table, so that an unknown path is `404` and a known path with another method is `405` with
 //! the path's `Allow` everywhere; a route that another function serves answers `404` here (API
 //! Gateway never sends it to this one).
@@ -23,7 +23,7 @@ use crate::telemetry;
 
 /// Every API route; each Lambda function serves a subset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)] // Each variant is the endpoint of API.md §5 it is named after.
+#[allow(missing_docs)] // Each variant is the endpoint of docs/api.md §5 it is named after.
 pub enum Route {
     Create,
     List,
@@ -163,7 +163,7 @@ pub fn router(service: Arc<Service>, serves: &[Route]) -> Router {
 }
 
 /// Reads the body within the contract's limit before anything else looks at the request
-/// (`413` comes first, API.md §1), and runs it as one request for telemetry: its log lines carry
+/// (`413` comes first, docs/api.md §1), and runs it as one request for telemetry: its log lines carry
 /// the platform's ids and the route, and it ends with one line (method, route, status, latency,
 /// error code; never a body, code, token or address) and its metrics.
 async fn read_body_and_log(request: Request, next: Next) -> Response {

@@ -1,10 +1,10 @@
-//! Link redemption (API.md §5.7): whether a token is the live link of its channel, and the
+//! Link redemption (docs/api.md §5.7): whether a token is the live link of its channel, and the
 //! record once it verified it. Both stores apply this inside their atomic write.
 
 use crate::domain::Strategy;
 use crate::domain::channel::{ChannelRecord, Digest};
 
-/// Why a link token was refused (API.md §5.7); not-found is one answer whatever the cause.
+/// Why a link token was refused (docs/api.md §5.7); not-found is one answer whatever the cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRefusal {
     /// Unknown, replaced, or no longer the channel's link.

@@ -1,4 +1,4 @@
-//! Channel use cases: create, list, read, update, delete (API.md §5.1–5.5).
+//! Channel use cases: create, list, read, update, delete (docs/api.md §5.1–5.5).
 
 use super::retry::{retrying, settled, written};
 use super::{

@@ -14,7 +14,7 @@ pub struct ChannelRef {
     pub channel: Option<ChannelId>,
 }
 
-/// Create a channel (API.md §5.1).
+/// Create a channel (docs/api.md §5.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateChannel {
     /// Whose channel it is.
@@ -29,7 +29,7 @@ pub struct CreateChannel {
     pub is_verified: Option<bool>,
 }
 
-/// List a user's channels, or the one with an id (API.md §5.2).
+/// List a user's channels, or the one with an id (docs/api.md §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListChannels {
     /// Whose channels.
@@ -38,7 +38,7 @@ pub struct ListChannels {
     pub only: Option<Option<ChannelId>>,
 }
 
-/// Change a channel; `None` leaves a field as it is (API.md §5.4).
+/// Change a channel; `None` leaves a field as it is (docs/api.md §5.4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateChannel {
     /// A new address (a real change unverifies the channel and kills its code or link).
@@ -51,7 +51,7 @@ pub struct UpdateChannel {
     pub is_verified: Option<bool>,
 }
 
-/// Which verification mail to send (API.md §5.6).
+/// Which verification mail to send (docs/api.md §5.6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendVerification {
     /// A link: the callback page with `code=<token>` added.

@@ -1,6 +1,6 @@
 //! The service: one method per use case, taking typed commands and returning domain results.
 //! It authorizes (clients act on their own user only), applies the rules and retries optimistic
-//! writes; it knows nothing of HTTP. The order of its checks is the contract's (API.md §1):
+//! writes; it knows nothing of HTTP. The order of its checks is the contract's (docs/api.md §1):
 //! `me` → 403 → 404 → the endpoint's own errors.
 //!
 //! A new use case is a method here (in `channels` or `verification`) and a command in

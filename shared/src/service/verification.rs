@@ -1,5 +1,5 @@
 //! Verification use cases: send a code or link (with its limits and the refused-mail rollback),
-//! attempt a code, redeem or check a link (API.md §5.6–5.7).
+//! attempt a code, redeem or check a link (docs/api.md §5.6–5.7).
 
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ impl Service {
         if let Err(e) = mailer.send(&prepared.mail).await {
             telemetry::count(Metric::MailDeliveryFailed);
             tracing::warn!(error = %e, "verification mail refused by the mail service");
-            // API.md §5.6: a 502 promises the state is as before the request. When it cannot
+            // docs/api.md §5.6: a 502 promises the state is as before the request. When it cannot
             // be put back, the honest answer is a 500.
             if !self.roll_back_send(&prepared).await {
                 tracing::error!(
@@ -227,7 +227,7 @@ impl Service {
         Err(WriteError::Stale)
     }
 
-    /// Checks a 6-digit code; a wrong guess is counted atomically (API.md §5.7).
+    /// Checks a 6-digit code; a wrong guess is counted atomically (docs/api.md §5.7).
     pub async fn attempt(
         &self,
         caller: &Caller,
