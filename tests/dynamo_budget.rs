@@ -17,7 +17,6 @@ use cc_ses::SesMailer;
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
 use contact_channels::Service;
-use contact_channels::config::{Config, Profile};
 use contact_channels::http::Route;
 use contact_channels::http::router;
 use serde_json::{Value, json};
@@ -70,12 +69,7 @@ async fn harness() -> Harness {
         ("SEND_COOLDOWN_SECONDS", "0"),
         ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
     ];
-    let config = Config::from_lookup(Profile::Local, |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = cc_tests::local_config(&vars);
     Harness {
         app: router(
             Arc::new(Service::new(config, store).with_mailer(mailer)),

@@ -28,7 +28,6 @@ use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
 use contact_channels::Service;
 use contact_channels::auth::Caller;
-use contact_channels::config::{Config, Profile};
 use contact_channels::domain::callback::CallbackUrl;
 use contact_channels::domain::secret::VerificationCode;
 use contact_channels::domain::{ChannelId, EmailAddress, UserId, UserRef};
@@ -144,12 +143,7 @@ async fn rig(proxy: &FaultProxy, name: &str) -> Rig {
         ("MAX_SENDS_PER_DAY", "1000"),
         ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
     ];
-    let config = Config::from_lookup(Profile::Local, |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = cc_tests::local_config(&vars);
     let mailer = Arc::new(Recorder::default());
     let service = Service::new(config, store).with_mailer(mailer.clone());
     Rig {

@@ -24,7 +24,6 @@ use cc_tests::moto::{moto, uuid_like};
 use cc_tests::six_digits;
 use contact_channels::Service;
 use contact_channels::auth::Caller;
-use contact_channels::config::{Config, Profile};
 use contact_channels::domain::channel::{StoredChannel, Verification};
 use contact_channels::domain::secret::{Hasher, VerificationCode};
 use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId, UserRef, now_millis};
@@ -67,12 +66,7 @@ async fn rig() -> Rig {
     ));
     // A cooldown and a cap of one: a send that consumed either makes the next send a 429.
     let vars = [("SEND_COOLDOWN_SECONDS", "30"), ("MAX_SENDS_PER_DAY", "1")];
-    let config = Config::from_lookup(Profile::Local, |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = cc_tests::local_config(&vars);
     let hasher = Hasher::new(config.verification_secret.clone());
     let service = Service::new(config, store.clone()).with_mailer(mailer);
     Rig {

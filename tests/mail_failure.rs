@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use cc_local::embedded::EmbeddedStore;
 use cc_tests::six_digits;
 use contact_channels::Service;
-use contact_channels::config::{Config, Profile};
 use contact_channels::http::Route;
 use contact_channels::http::router;
 use contact_channels::mail::{Mail, MailError, Mailer};
@@ -48,12 +47,7 @@ struct Harness {
 
 fn harness(vars: &'static [(&'static str, &'static str)]) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_lookup(Profile::Local, |name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = cc_tests::local_config(vars);
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     let mailer = Arc::new(FlakyMailer::default());
     let app = router(

@@ -221,6 +221,17 @@ impl Drop for LocalServer {
 }
 
 /// A dev client token for `user`, as `make token` mints it.
+/// The local profile's configuration with these variables set (the rest at their defaults).
+pub fn local_config(vars: &[(&str, &str)]) -> contact_channels::config::Config {
+    use contact_channels::config::{Config, Profile};
+    Config::from_lookup(Profile::Local, |name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .expect("a valid test configuration")
+}
+
 pub fn client_token(user: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
