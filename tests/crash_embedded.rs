@@ -19,18 +19,12 @@ use cc_tests::invariants::{Item, check};
 use cc_tests::{As, Backend, LocalServer};
 use contact_channels::domain::channel::ChannelRecord;
 use contact_channels::store::kv::UserMeta;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const SEP: char = '\u{1f}';
-/// The embedded store's tables, as `local/src/embedded.rs` defines them.
-const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
-const USER_VALUES: TableDefinition<&str, &str> = TableDefinition::new("user_values");
-const AUTH_VALUES: TableDefinition<&str, &str> = TableDefinition::new("auth_values");
-const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
-const SEND_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_logs");
+// The embedded store's own tables and key separator, read directly after each kill.
+use cc_local::embedded::{AUTH_VALUES, CHANNELS, LINKS, SEND_LOGS, SEP, USER_VALUES, USERS};
 
 const ROUNDS: u64 = 12;
 const WRITERS: u64 = 3;

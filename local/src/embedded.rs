@@ -17,19 +17,19 @@ use contact_channels::store::{Change, ChannelStore, RedeemError, StoreError, Wri
 use crate::events::{EventLog, Recording};
 
 // Keys join parts with U+001F, which neither user ids nor email addresses may contain.
-const SEP: char = '\u{1f}';
+pub const SEP: char = '\u{1f}';
 /// `user␟channel` → channel record (JSON).
-const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
+pub const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
 /// `user` → `UserMeta` (JSON): channel count and primary.
-const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+pub const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// `user␟value` → channel id: invariant 1.
-const USER_VALUES: TableDefinition<&str, &str> = TableDefinition::new("user_values");
+pub const USER_VALUES: TableDefinition<&str, &str> = TableDefinition::new("user_values");
 /// `value` → `user␟channel`: invariant 2.
-const AUTH_VALUES: TableDefinition<&str, &str> = TableDefinition::new("auth_values");
+pub const AUTH_VALUES: TableDefinition<&str, &str> = TableDefinition::new("auth_values");
 /// hex digest of a link token → `user␟channel`.
-const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
+pub const LINKS: TableDefinition<&str, &str> = TableDefinition::new("links");
 /// address → send times of the last 24 h (JSON).
-const SEND_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_logs");
+pub const SEND_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("send_logs");
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
