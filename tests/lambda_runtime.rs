@@ -832,3 +832,109 @@ async fn a_function_started_while_a_secret_is_staged_accepts_codes_signed_after_
     let guess = api_gateway_event("POST", &path, "", Some(&json!({ "code": code })), &server);
     expect(&staged.call(guess).await, 200, None);
 }
+
+/// A one-route HTTP server for the key set: answers every request with `status` and `body`, and
+/// counts the requests.
+async fn key_set_server(
+    status: u16,
+    body: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+fn rs256_token(user: &str, private_pem: &[u8]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    let claims = json!({ "sub": user, "iat": now, "exp": now + 600 });
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_pem).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// The JWKS fetcher of the binaries (the SDK's HTTP stack, built on first use): nothing is
+/// fetched during Init, the first token fetches the issuer's keys over HTTP, a token signed by
+/// another key is refused, and an issuer answering an error status lets no token through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_fetches_the_issuers_key_set_on_first_use_and_checks_tokens_with_it() {
+    const JWKS: &str = include_str!("../shared/src/auth/testdata/jwks.json");
+    const RSA: &[u8] = include_bytes!("../shared/src/auth/testdata/rsa.pem");
+    const RSA_OTHER: &[u8] = include_bytes!("../shared/src/auth/testdata/rsa_other.pem");
+    let (url, hits) = key_set_server(200, JWKS).await;
+    let (vars, _) = env(&[("JWT_JWKS_URL", &url)]).await;
+    let list = Function::start("cc-list", &vars).await;
+    let call = |token: String| {
+        let bearer = format!("Bearer {token}");
+        list.call(api_gateway_event(
+            "GET",
+            BASE,
+            "user_id=me",
+            None,
+            &[("authorization", &bearer)],
+        ))
+    };
+    let hits_now = || hits.load(std::sync::atomic::Ordering::SeqCst);
+    // The harness hands out the first event only once the function has asked for it, so Init
+    // is over here.
+    assert_eq!(hits_now(), 0, "no key set is fetched during Init");
+    expect(&call(rs256_token("alice", RSA)).await, 200, None);
+    assert_eq!(hits_now(), 1, "the first token fetched the key set once");
+    expect(&call(rs256_token("alice", RSA)).await, 200, None);
+    assert_eq!(hits_now(), 1, "the keys are cached");
+    expect(
+        &call(rs256_token("alice", RSA_OTHER)).await,
+        401,
+        Some("INVALID_ACCESS_TOKEN"),
+    );
+
+    let (url, hits) = key_set_server(503, "{}").await;
+    let (vars, _) = env(&[("JWT_JWKS_URL", &url)]).await;
+    let list = Function::start("cc-list", &vars).await;
+    let bearer = format!("Bearer {}", rs256_token("alice", RSA));
+    expect(
+        &list
+            .call(api_gateway_event(
+                "GET",
+                BASE,
+                "user_id=me",
+                None,
+                &[("authorization", &bearer)],
+            ))
+            .await,
+        401,
+        Some("INVALID_ACCESS_TOKEN"),
+    );
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+}

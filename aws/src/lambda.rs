@@ -71,24 +71,35 @@ impl Function {
 /// platform's own variable, read here exactly as the runtime crate reads it.
 pub async fn init_failed(kind: &str, message: String) -> ! {
     tracing::error!("{message}");
-    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") {
-        let url = format!("http://{api}/2018-06-01/runtime/init/error");
-        let body =
-            serde_json::json!({ "errorType": kind, "errorMessage": message, "stackTrace": [] });
-        let sent = reqwest::Client::new()
-            .post(url)
-            .header("Lambda-Runtime-Function-Error-Type", kind)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        if let Err(e) = sent {
-            tracing::error!(error = %e, "could not report the init error to the Runtime API");
-        }
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        && let Err(e) = report_init_error(&api, kind, &message).await
+    {
+        tracing::error!(error = %e, "could not report the init error to the Runtime API");
     }
     // Ended here rather than by returning the error from `main`, which would print it once more
     // as a line that is not JSON.
     std::process::exit(1)
+}
+
+/// Posts the error to `/runtime/init/error` with the runtime crate's own Runtime API client
+/// (plain HTTP on the sandbox's loopback: no second HTTP stack in the binary).
+async fn report_init_error(api: &str, kind: &str, message: &str) -> Result<(), String> {
+    use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
+    let endpoint = http::Uri::try_from(api).map_err(|e| e.to_string())?;
+    let body = serde_json::json!({ "errorType": kind, "errorMessage": message, "stackTrace": [] });
+    let request = build_request()
+        .method(http::Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("Lambda-Runtime-Function-Error-Type", kind)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .map_err(|e| e.to_string())?;
+    let client = PooledClient::builder().with_endpoint(endpoint).build();
+    let response = client.call(request).await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    Ok(())
 }
 
 /// Builds the mailer of the one function that sends mail, from the shared SDK config.

@@ -55,3 +55,16 @@ pub fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client 
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
+
+/// An error with its causes: the SDK's errors say "service error" or "io error" on top and the
+/// reason (refused, TLS, timeout, the service's code) below.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -21,14 +21,7 @@ pub(super) fn n(v: impl ToString) -> AttributeValue {
 
 /// Formats an SDK error with its cause chain (the top level only says "service error").
 pub(super) fn sdk_failed<E: std::error::Error + 'static>(e: E) -> StoreError {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    StoreError(text)
+    StoreError(crate::sdk::error_chain(&e))
 }
 
 pub(super) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
