@@ -17,7 +17,7 @@ use cc_ses::SesMailer;
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
 use contact_channels::Service;
-use contact_channels::http::Route;
+use contact_channels::http::endpoints;
 use contact_channels::http::router;
 use serde_json::{Value, json};
 
@@ -73,7 +73,7 @@ async fn harness() -> Harness {
     Harness {
         app: router(
             Arc::new(Service::new(config, store).with_mailer(mailer)),
-            Route::ALL,
+            endpoints::ALL,
         ),
         dynamo,
         ses_sender: sender,

@@ -11,7 +11,7 @@ use axum::body::Body;
 use cc_local::embedded::EmbeddedStore;
 use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
-use contact_channels::http::{MAX_BODY_BYTES, Route, router};
+use contact_channels::http::{MAX_BODY_BYTES, Route, endpoints, router};
 use serde_json::Value;
 
 struct Api {
@@ -24,7 +24,10 @@ fn api(serves: &[Route]) -> Api {
     let config = Config::from_lookup(Profile::Local, |_| None).unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     Api {
-        router: router(Arc::new(Service::new(config, store)), serves),
+        router: router(
+            Arc::new(Service::new(config, store)),
+            &endpoints::of(serves),
+        ),
         _dir: dir,
     }
 }

@@ -70,7 +70,7 @@ impl Functions {
     async fn invoke(&self, function: Function, event_json: &str) -> Answer {
         let service = Service::new(self.config.clone(), self.store.clone())
             .with_mailer(Arc::new(self.outbox.clone()));
-        let router = router(Arc::new(service), function.routes());
+        let router = router(Arc::new(service), function.endpoints());
         let request =
             lambda_http::request::from_str(event_json).expect("a valid API Gateway v2 event");
         let (status, headers, body) = cc_tests::router::call(&router, request).await;

@@ -61,14 +61,14 @@ async fn the_list_function_serves_the_document_without_credentials() {
             .body(Body::empty())
             .unwrap()
     };
-    let list = router(service.clone(), Function::List.routes());
+    let list = router(service.clone(), Function::List.endpoints());
     let (status, headers, body) = cc_tests::router::call(&list, request()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     assert_eq!(body, serde_json::from_str::<Value>(&committed()).unwrap());
     // API Gateway sends it to the list function only; another function says the route is not
     // its own, as for any route another function serves.
-    let create = router(service, Function::Create.routes());
+    let create = router(service, Function::Create.endpoints());
     let (status, _, body) = cc_tests::router::call(&create, request()).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
 }
@@ -240,4 +240,34 @@ fn no_function_builds_the_generator() {
             .any(|l| l.starts_with("default") && l.contains("openapi")),
         "the openapi feature must not be a default of the shared crate"
     );
+}
+
+/// Each function binary links only the handlers it serves (`Function::binary`): the ~100 KB
+/// document is inside `cc-list`, which serves it, and inside no other function.
+#[test]
+fn the_document_is_compiled_into_the_list_function_only() {
+    let marker = b"\"openapi\": \"3.1";
+    assert!(
+        OPENAPI_JSON
+            .as_bytes()
+            .windows(marker.len())
+            .any(|w| w == marker)
+    );
+    for name in [
+        "cc-create",
+        "cc-list",
+        "cc-patch",
+        "cc-delete",
+        "cc-send-verification",
+        "cc-attempt",
+        "cc-events",
+    ] {
+        let binary = std::fs::read(cc_tests::bin(name)).unwrap();
+        let linked = binary.windows(marker.len()).any(|w| w == marker);
+        assert_eq!(
+            linked,
+            name == "cc-list",
+            "{name}: document linked = {linked}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::middleware;
 use contact_channels::Service;
 use contact_channels::config::{AcceptedSecret, Config, Profile, Secret};
-use contact_channels::http::{Route, router};
+use contact_channels::http::{Endpoint, Route, router};
 use contact_channels::mail::Mailer;
 use contact_channels::telemetry::InvocationIds;
 
@@ -26,19 +26,31 @@ pub enum Function {
 }
 
 impl Function {
-    /// The routes this function serves.
-    pub fn routes(self) -> &'static [Route] {
+    /// The endpoints this function serves. A `const fn`, so that a binary evaluates it at compile
+    /// time ([`Function::binary`]) and links only its own handlers.
+    pub const fn endpoints(self) -> &'static [Endpoint] {
+        use contact_channels::http::endpoints::*;
         match self {
-            Function::Create => &[Route::Create],
-            Function::List => &[Route::List, Route::Read, Route::OpenApi],
-            Function::Patch => &[Route::Update],
-            Function::Delete => &[Route::Delete],
-            Function::SendVerification => &[Route::SendVerification],
-            Function::Attempt => &[
-                Route::AttemptVerification,
-                Route::VerifyLink,
-                Route::CheckLink,
-            ],
+            Function::Create => &[CREATE],
+            Function::List => &[LIST, READ, OPENAPI],
+            Function::Patch => &[UPDATE],
+            Function::Delete => &[DELETE],
+            Function::SendVerification => &[SEND_VERIFICATION],
+            Function::Attempt => &[ATTEMPT_VERIFICATION, VERIFY_LINK, CHECK_LINK],
+        }
+    }
+
+    /// The routes this function serves.
+    pub fn routes(self) -> Vec<Route> {
+        self.endpoints().iter().map(|e| e.route).collect()
+    }
+
+    /// What a function binary hands to [`run`]; use it in a `const` so that the endpoints are
+    /// chosen at compile time: `run(const { Function::List.binary() }, None)`.
+    pub const fn binary(self) -> Binary {
+        Binary {
+            function: self,
+            endpoints: self.endpoints(),
         }
     }
 
@@ -64,6 +76,13 @@ impl Function {
     pub fn sends_mail(self) -> bool {
         self == Function::SendVerification
     }
+}
+
+/// A function and its endpoints, fixed when the binary is compiled ([`Function::binary`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Binary {
+    function: Function,
+    endpoints: &'static [Endpoint],
 }
 
 /// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so
@@ -108,10 +127,11 @@ pub type MailerFactory = fn(&aws_config::SdkConfig, &Config) -> Arc<dyn Mailer>;
 /// Cold start: config, secrets, adapters, then the shared router handed to the runtime. A
 /// configuration problem ends the process with one log line naming every missing or malformed
 /// variable.
-pub async fn run(
-    function: Function,
-    mailer: Option<MailerFactory>,
-) -> Result<(), lambda_http::Error> {
+pub async fn run(binary: Binary, mailer: Option<MailerFactory>) -> Result<(), lambda_http::Error> {
+    let Binary {
+        function,
+        endpoints,
+    } = binary;
     let format = contact_channels::config::log_format_from_env(Profile::Lambda {
         sends_mail: function.sends_mail(),
     });
@@ -150,7 +170,7 @@ pub async fn run(
     if let Some(key_set) = key_set {
         service = service.with_key_set(Arc::new(key_set));
     }
-    let app = router(Arc::new(service), function.routes()).layer(middleware::map_request(with_ids));
+    let app = router(Arc::new(service), endpoints).layer(middleware::map_request(with_ids));
     if let Err(e) = lambda_http::run(app).await {
         tracing::error!(error = %e, "the Lambda runtime stopped");
         std::process::exit(1);

@@ -4,5 +4,5 @@ use cc_aws::lambda::{Function, run};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    run(Function::Delete, None).await
+    run(const { Function::Delete.binary() }, None).await
 }

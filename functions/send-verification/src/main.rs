@@ -7,7 +7,7 @@ use cc_aws::lambda::{Function, run};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     run(
-        Function::SendVerification,
+        const { Function::SendVerification.binary() },
         Some(|sdk, config| {
             Arc::new(cc_ses::SesMailer::from_sdk_config(
                 sdk,

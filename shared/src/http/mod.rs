@@ -2,7 +2,7 @@
 //! by the local server (`axum::serve`): routing with the contract's JSON 404/405, the 16 KiB
 //! body limit (413, before routing), typed request bodies, and the one error → JSON mapping.
 //!
-//! A new endpoint is a [`Route`] (its path and method in `router`), a request struct in
+//! A new endpoint is a [`Route`] (its path and method in `router`) with its [`endpoints`] constant, a request struct in
 //! [`requests`], a handler in `handlers` that calls one [`crate::service::Service`] method, and
 //! a response struct in [`responses`] if it answers something new.
 
@@ -17,7 +17,7 @@ mod router;
 
 pub use error::json_response;
 pub use handlers::OPENAPI_JSON;
-pub use router::{Route, router};
+pub use router::{Endpoint, Route, endpoints, router};
 
 /// The largest body accepted (docs/api.md §1).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -89,31 +89,91 @@ impl Route {
         }
     }
 
-    fn handler(self) -> MethodRouter<Arc<Service>> {
-        let (_, method) = self.path_and_method();
-        let Ok(filter) = MethodFilter::try_from(method) else {
-            return MethodRouter::new();
-        };
-        match self {
-            Route::Create => on(filter, handlers::create),
-            Route::List => on(filter, handlers::list),
-            Route::Read => on(filter, handlers::read),
-            Route::Update => on(filter, handlers::update),
-            Route::Delete => on(filter, handlers::delete),
-            Route::SendVerification => on(filter, handlers::send_verification),
-            Route::AttemptVerification => on(filter, handlers::attempt_verification),
-            Route::VerifyLink => on(filter, handlers::verify_link),
-            Route::CheckLink => on(filter, handlers::check_link),
-            Route::OpenApi => on(filter, handlers::openapi),
-        }
-    }
-
     fn elsewhere(self) -> MethodRouter<Arc<Service>> {
         let (_, method) = self.path_and_method();
         match MethodFilter::try_from(method) {
             Ok(filter) => on(filter, || async { ApiError::RouteNotFound }),
             Err(_) => MethodRouter::new(),
         }
+    }
+}
+
+/// A route and the handler that serves it. A binary names the endpoints it serves with the
+/// constants of [`endpoints`], so that it links only their handlers and the service code they
+/// call: a `match` from [`Route`] to handler would put every handler (and the OpenAPI document)
+/// into every function.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    /// The route served.
+    pub route: Route,
+    handler: fn(MethodFilter) -> MethodRouter<Arc<Service>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Endpoint").field(&self.route).finish()
+    }
+}
+
+impl Endpoint {
+    fn methods(self) -> MethodRouter<Arc<Service>> {
+        let (_, method) = self.route.path_and_method();
+        match MethodFilter::try_from(method) {
+            Ok(filter) => (self.handler)(filter),
+            Err(_) => MethodRouter::new(),
+        }
+    }
+}
+
+/// One constant per route, and [`ALL`](endpoints::ALL) for a process that serves the whole API.
+pub mod endpoints {
+    use axum::routing::on;
+
+    use super::{Endpoint, Route, handlers};
+
+    macro_rules! endpoints {
+        ($($name:ident = $route:ident => $handler:ident;)*) => {$(
+            #[doc = concat!("`", stringify!($route), "`, served by `", stringify!($handler), "`.")]
+            pub const $name: Endpoint = Endpoint {
+                route: Route::$route,
+                handler: |f| on(f, handlers::$handler),
+            };
+        )*};
+    }
+
+    endpoints! {
+        CREATE = Create => create;
+        LIST = List => list;
+        READ = Read => read;
+        UPDATE = Update => update;
+        DELETE = Delete => delete;
+        SEND_VERIFICATION = SendVerification => send_verification;
+        ATTEMPT_VERIFICATION = AttemptVerification => attempt_verification;
+        VERIFY_LINK = VerifyLink => verify_link;
+        CHECK_LINK = CheckLink => check_link;
+        OPENAPI = OpenApi => openapi;
+    }
+
+    /// Every endpoint, in [`Route::ALL`] order (the local server; it links every handler).
+    pub const ALL: &[Endpoint] = &[
+        CREATE,
+        LIST,
+        READ,
+        UPDATE,
+        DELETE,
+        SEND_VERIFICATION,
+        ATTEMPT_VERIFICATION,
+        VERIFY_LINK,
+        CHECK_LINK,
+        OPENAPI,
+    ];
+
+    /// The endpoints of `routes` (tests that serve a function's routes; links every handler).
+    pub fn of(routes: &[Route]) -> Vec<Endpoint> {
+        ALL.iter()
+            .filter(|e| routes.contains(&e.route))
+            .copied()
+            .collect()
     }
 }
 
@@ -130,14 +190,13 @@ fn allowed_on(path: &str) -> &'static [&'static str] {
 /// The router of a process that serves `serves`: the whole table, the contract's JSON errors
 /// for everything the framework would answer itself, the body limit, and one log line per
 /// request (method, route, status, time; never a body, code, token or address).
-pub fn router(service: Arc<Service>, serves: &[Route]) -> Router {
+pub fn router(service: Arc<Service>, serves: &[Endpoint]) -> Router {
     let mut paths: Vec<(String, MethodRouter<Arc<Service>>)> = Vec::new();
     for &route in Route::ALL {
         let (path, _) = route.path_and_method();
-        let endpoint = if serves.contains(&route) {
-            route.handler()
-        } else {
-            route.elsewhere()
+        let endpoint = match serves.iter().find(|e| e.route == route) {
+            Some(served) => served.methods(),
+            None => route.elsewhere(),
         };
         match paths.iter_mut().find(|(p, _)| *p == path) {
             Some((_, methods)) => *methods = std::mem::take(methods).merge(endpoint),
