@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -42,16 +42,38 @@ static COLD: AtomicBool = AtomicBool::new(true);
 pub fn init(format: LogFormat, with_time: bool, function: &'static str) {
     let _ = FORMAT.set(format);
     let _ = FUNCTION.set(function);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    let _ = match (format, with_time) {
-        (LogFormat::Json, _) => builder.event_format(JsonLines { with_time }).try_init(),
-        (LogFormat::Text, true) => builder.try_init(),
-        (LogFormat::Text, false) => builder.without_time().try_init(),
-    };
+    match (format, with_time) {
+        (LogFormat::Json, _) => install(
+            builder.event_format(JsonLines { with_time }).finish(),
+            filter,
+        ),
+        (LogFormat::Text, true) => install(builder.finish(), filter),
+        (LogFormat::Text, false) => install(builder.without_time().finish(), filter),
+    }
+}
+
+/// `RUST_LOG` as a level and `target=level` directives (`info`, `warn,contact_channels=debug`);
+/// `info` when unset or malformed. Deliberately not `EnvFilter`: its span and field matching
+/// links a regex engine into every function (hundreds of KB of each binary) for a feature a
+/// service log level does not need.
+fn log_filter(directives: Option<&str>) -> Targets {
+    directives
+        .and_then(|d| d.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
+fn install<S>(subscriber: S, filter: Targets)
+where
+    S: Subscriber + Send + Sync + for<'a> LookupSpan<'a>,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Already installed (tests start several services in one process): keep the first.
+    let _ = subscriber.with(filter).try_init();
 }
 
 fn json_enabled() -> bool {
@@ -376,6 +398,21 @@ fn mask_addresses(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_takes_a_level_and_target_directives_and_defaults_to_info() {
+        use tracing::Level;
+        let on = |f: &Targets, target: &str, level: Level| f.would_enable(target, &level);
+        let default = log_filter(None);
+        assert!(on(&default, "contact_channels", Level::INFO));
+        assert!(!on(&default, "contact_channels", Level::DEBUG));
+        let mixed = log_filter(Some("warn,contact_channels=debug"));
+        assert!(on(&mixed, "contact_channels::service", Level::DEBUG));
+        assert!(!on(&mixed, "aws_smithy_runtime", Level::INFO));
+        assert!(on(&mixed, "aws_smithy_runtime", Level::WARN));
+        let malformed = log_filter(Some("contact_channels=loud"));
+        assert!(on(&malformed, "x", Level::INFO) && !on(&malformed, "x", Level::DEBUG));
+    }
 
     #[test]
     fn addresses_are_masked_and_other_at_signs_kept() {
