@@ -85,7 +85,12 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         (
             "CreateFunction",
-            &["dynamodb:PutItem", "dynamodb:UpdateItem", SECRET_READ][..],
+            &[
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                SECRET_READ,
+            ][..],
         ),
         (
             "ListFunction",
@@ -197,6 +202,34 @@ fn every_function_is_granted_exactly_the_actions_it_calls() {
             }
         }
     }
+}
+
+/// Create only writes; its warm-up read during Init is allowed on the warm-up key and nothing
+/// else.
+#[test]
+fn create_may_read_the_warm_up_key_only() {
+    let t = template();
+    let statements = resource(&t, "CreateFunction")["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let reads: Vec<&Value> = statements
+        .iter()
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|a| a == "dynamodb:GetItem")
+        })
+        .collect();
+    assert_eq!(reads.len(), 1);
+    let condition = &reads[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"];
+    assert_eq!(
+        strings(condition),
+        vec![cc_aws::lambda::WARM_UP_KEY.to_owned()]
+    );
+    assert_eq!(
+        strings(&reads[0]["Action"]),
+        vec!["dynamodb:GetItem".to_owned()]
+    );
 }
 
 #[test]

@@ -66,12 +66,6 @@ impl Function {
         }
     }
 
-    /// Whether it reads before it writes, so that a warm-up read at Init is an action it is
-    /// granted anyway (create only writes).
-    fn reads(self) -> bool {
-        self != Function::Create
-    }
-
     /// Whether it sends mail (and so needs `MAIL_FROM` and an SES client).
     pub fn sends_mail(self) -> bool {
         self == Function::SendVerification
@@ -150,7 +144,7 @@ pub async fn run(binary: Binary, mailer: Option<MailerFactory>) -> Result<(), la
     // The secrets and the first DynamoDB connection (its TLS handshake is most of a cold
     // request's time) are set up side by side: Init waits for the slower of the two, and the
     // first request finds the connection open.
-    let warm_up = warm_up(&dynamodb, &table, function);
+    let warm_up = warm_up(&dynamodb, &table);
     let (secrets, ()) = tokio::join!(fetch_secrets(&sdk, &config), warm_up);
     let fetched = secrets.and_then(|(verification, jwt)| {
         config
@@ -209,18 +203,19 @@ async fn fetch_secrets(
     Ok((verification, jwt))
 }
 
+/// The partition and sort key of the warm-up read. Create, which otherwise only writes, is
+/// granted `GetItem` on this partition alone (template.yaml, `dynamodb:LeadingKeys`).
+pub const WARM_UP_KEY: &str = "WARM-UP";
+
 /// One cheap read of a key that never exists, to open the pooled DynamoDB connection before the
 /// first request. A failure is only logged: the first request then pays the handshake.
-async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str, function: Function) {
+async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
     use aws_sdk_dynamodb::types::AttributeValue;
-    if !function.reads() {
-        return;
-    }
     let read = client
         .get_item()
         .table_name(table)
-        .key("pk", AttributeValue::S("WARM-UP".into()))
-        .key("sk", AttributeValue::S("WARM-UP".into()))
+        .key("pk", AttributeValue::S(WARM_UP_KEY.into()))
+        .key("sk", AttributeValue::S(WARM_UP_KEY.into()))
         .projection_expression("pk")
         .send()
         .await;
