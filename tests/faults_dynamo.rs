@@ -16,10 +16,9 @@
 // Tests: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::config::retry::RetryPartition;
 use cc_aws::dynamo::DynamoStore;
 use cc_tests::faults::{Dialect, Fault, FaultProxy, KINDS, Times, retry_config, timeout_config};
@@ -32,36 +31,12 @@ use contact_channels::domain::callback::CallbackUrl;
 use contact_channels::domain::secret::VerificationCode;
 use contact_channels::domain::{ChannelId, EmailAddress, UserId, UserRef};
 use contact_channels::error::ApiError;
-use contact_channels::mail::{Mail, MailError, Mailer};
+use contact_channels::mail::RecordingMailer;
 use contact_channels::service::{ChannelRef, CreateChannel, SendVerification, UpdateChannel};
 
 const MAX_ATTEMPTS: i64 = 5;
 /// Every service call is bounded: a hang is a failure, not a stuck suite.
 const CALL_LIMIT: Duration = Duration::from_secs(30);
-
-/// Records mail; refuses it while `refuse` is set.
-#[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<Mail>>,
-    refuse: Mutex<bool>,
-}
-
-#[async_trait]
-impl Mailer for Recorder {
-    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        if *self.refuse.lock().unwrap() {
-            return Err(MailError("refused by the test".into()));
-        }
-        self.sent.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn last_text(&self) -> String {
-        self.sent.lock().unwrap().last().unwrap().text.clone()
-    }
-}
 
 /// The SDK client the service uses: through the proxy, with production's retry mode (standard,
 /// 3 attempts) and timeouts scaled down so that a never-sent answer costs one second, its own
@@ -97,7 +72,7 @@ struct Rig {
     direct: aws_sdk_dynamodb::Client,
     table: String,
     service: Service,
-    mailer: Arc<Recorder>,
+    mailer: Arc<RecordingMailer>,
 }
 
 /// What the setup left for the operation to act on.
@@ -144,7 +119,7 @@ async fn rig(proxy: &FaultProxy, name: &str) -> Rig {
         ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
     ];
     let config = cc_tests::local_config(&vars);
-    let mailer = Arc::new(Recorder::default());
+    let mailer = Arc::new(RecordingMailer::default());
     let service = Service::new(config, store).with_mailer(mailer.clone());
     Rig {
         proxy: proxy.clone(),
@@ -220,7 +195,7 @@ impl Rig {
             }
         }
         if op == Op::SendRefused {
-            *self.mailer.refuse.lock().unwrap() = true;
+            self.mailer.set_refusing(true);
         }
         ctx
     }
@@ -369,7 +344,7 @@ async fn sweep(op: Op, kinds: &[(Fault, Times)], strict: bool) -> Tally {
             rig.proxy.arm(k, fault, times);
             let result = rig.run(op, &ctx).await;
             tally.fired += rig.proxy.disarm();
-            *rig.mailer.refuse.lock().unwrap() = false;
+            rig.mailer.set_refusing(false);
             tally.cases += 1;
             match &result {
                 r if expected_ok(op, r) => tally.ok += 1,
@@ -400,7 +375,7 @@ async fn sweep(op: Op, kinds: &[(Fault, Times)], strict: bool) -> Tally {
             }
             // The same request again, without faults, converges to the fault-free state.
             if op == Op::SendRefused {
-                *rig.mailer.refuse.lock().unwrap() = true;
+                rig.mailer.set_refusing(true);
             }
             let again = rig.run(op, &ctx).await;
             assert!(

@@ -221,3 +221,45 @@ mod tests {
         assert!(!format!("{m:?}").contains("987654"));
     }
 }
+
+/// A mailer that keeps what it accepts and refuses while told to: the test double of the
+/// service's and the fault suites' tests (feature `memory-store`, like the in-memory store).
+#[cfg(any(test, feature = "memory-store"))]
+#[derive(Debug, Default)]
+pub struct RecordingMailer {
+    sent: std::sync::Mutex<Vec<Mail>>,
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(any(test, feature = "memory-store"))]
+#[allow(clippy::unwrap_used)] // A poisoned lock is a test that already panicked.
+impl RecordingMailer {
+    /// Refuse every mail from now on (`true`) or accept them again (`false`).
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The mails accepted so far, oldest first.
+    pub fn sent(&self) -> Vec<Mail> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// The text of the last mail accepted (panics if none was: a test expected one).
+    pub fn last_text(&self) -> String {
+        self.sent.lock().unwrap().last().unwrap().text.clone()
+    }
+}
+
+#[cfg(any(test, feature = "memory-store"))]
+#[async_trait]
+impl Mailer for RecordingMailer {
+    #[allow(clippy::unwrap_used)]
+    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
+        if self.refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(MailError("refused by the test".into()));
+        }
+        self.sent.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -15,38 +15,18 @@ use crate::domain::channel::Digest;
 use crate::domain::channel::VerificationStatus;
 use crate::domain::secret::VerificationCode;
 use crate::domain::{ChannelId, EmailAddress, Strategy};
-use crate::mail::{Mail, MailError};
+use crate::mail::RecordingMailer;
 use crate::store::memory::MemoryStore;
 use crate::store::{Change, RedeemError, SendLogChange, StoreError, WriteError};
 
-#[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<Mail>>,
-    refuse: Mutex<bool>,
-}
-
-#[async_trait]
-impl Mailer for Recorder {
-    async fn send(&self, mail: &Mail) -> Result<(), MailError> {
-        if *self.refuse.lock().unwrap() {
-            return Err(MailError("refused".into()));
-        }
-        self.sent.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn last_text(&self) -> String {
-        self.sent.lock().unwrap().last().unwrap().text.clone()
-    }
-}
-
-fn service(vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
+fn service(vars: &[(&str, &str)]) -> (Service, Arc<RecordingMailer>) {
     service_on(Arc::new(MemoryStore::new()), vars)
 }
 
-fn service_on(store: Arc<dyn ChannelStore>, vars: &[(&str, &str)]) -> (Service, Arc<Recorder>) {
+fn service_on(
+    store: Arc<dyn ChannelStore>,
+    vars: &[(&str, &str)],
+) -> (Service, Arc<RecordingMailer>) {
     let vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -55,7 +35,7 @@ fn service_on(store: Arc<dyn ChannelStore>, vars: &[(&str, &str)]) -> (Service, 
         vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
     .unwrap();
-    let mailer = Arc::new(Recorder::default());
+    let mailer = Arc::new(RecordingMailer::default());
     let service = Service::new(config, store).with_mailer(mailer.clone());
     (service, mailer)
 }
@@ -261,7 +241,7 @@ async fn a_refused_mail_is_502_and_the_previous_code_still_works() {
     let c = s.create(&alice(), create("a@example.com")).await.unwrap();
     s.send_verification(&alice(), at(&c), CODE).await.unwrap();
     let first = code_in(&mail.last_text());
-    *mail.refuse.lock().unwrap() = true;
+    mail.set_refusing(true);
     assert_eq!(
         s.send_verification(&alice(), at(&c), CODE).await,
         Err(ApiError::EmailDeliveryFailed)
@@ -284,7 +264,7 @@ async fn a_refused_send_is_rolled_back_through_transient_store_failures() {
         .unwrap();
     let log_before = s.store.send_log(&c.record.value).await.unwrap();
 
-    *mail.refuse.lock().unwrap() = true;
+    mail.set_refusing(true);
     assert_eq!(
         s.send_verification(&alice(), at(&c), CODE).await,
         Err(ApiError::EmailDeliveryFailed)
@@ -315,7 +295,7 @@ async fn a_refused_send_that_cannot_be_rolled_back_answers_500_not_502() {
     let store = FlakyRollbacks::failing(u32::MAX);
     let (s, mail) = service_on(store.clone(), &[("SEND_COOLDOWN_SECONDS", "0")]);
     let c = s.create(&alice(), create("a@example.com")).await.unwrap();
-    *mail.refuse.lock().unwrap() = true;
+    mail.set_refusing(true);
     assert_eq!(
         s.send_verification(&alice(), at(&c), CODE).await,
         Err(ApiError::Internal)
@@ -361,13 +341,7 @@ async fn changing_the_value_away_and_back_does_not_skip_the_cooldown() {
         Err(ApiError::RateLimited(wait)) => assert!((1..=30).contains(&wait)),
         other => panic!("expected 429, got {other:?}"),
     }
-    let recipients: Vec<String> = mail
-        .sent
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|m| m.to.to_string())
-        .collect();
+    let recipients: Vec<String> = mail.sent().iter().map(|m| m.to.to_string()).collect();
     assert_eq!(recipients, ["v1@example.com", "v2@example.com"]);
 }
 
