@@ -95,8 +95,9 @@ impl Service {
         check_server_only(caller, command.is_verified)?;
         let (user, at, command) = (&user, &at, &command);
         let updated = retrying(|| async move {
-            // Making a channel primary demotes the current primary, so it reads them all (one
-            // query, like the one read it replaces on DynamoDB).
+            // Making a channel primary demotes the current primary at the version read, so it
+            // reads the user's channels: on DynamoDB one Query, no more round trips than the
+            // read of one channel it replaces.
             let (current, primary) = match command.is_primary {
                 Some(true) => {
                     let id = at.channel.ok_or(ApiError::ChannelNotFound)?;
