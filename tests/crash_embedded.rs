@@ -81,15 +81,30 @@ fn read_store(dir: &Path) -> Vec<Item> {
     let db = opened.expect("the store opens after a kill");
     let txn = db.begin_read().unwrap();
     let mut items = Vec::new();
+    let metas: HashMap<String, UserMeta> = txn
+        .open_table(USERS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (user, bytes) = row.unwrap();
+            let meta = serde_json::from_slice(bytes.value()).expect("a meta decodes");
+            (user.value().to_owned(), meta)
+        })
+        .collect();
     for row in txn.open_table(CHANNELS).unwrap().iter().unwrap() {
         let (_, bytes) = row.unwrap();
         let r: ChannelRecord = serde_json::from_slice(bytes.value()).expect("a channel decodes");
+        // The embedded store keeps the primary in the user's meta only: the DynamoDB item's
+        // copy of it (for the stream) has nothing to disagree with here.
+        let primary = metas.get(r.user_id.as_str()).and_then(|m| m.primary);
         let mut attrs = vec![
             ("id", s(&r.id.to_string())),
             ("user_id", s(r.user_id.as_str())),
             ("value", s(r.value.as_str())),
             ("used_for_auth", AttributeValue::Bool(r.used_for_auth)),
             ("is_verified", AttributeValue::Bool(r.is_verified)),
+            ("is_primary", AttributeValue::Bool(primary == Some(r.id))),
         ];
         if let Some(v) = &r.verification {
             let ver = HashMap::from([
@@ -106,14 +121,12 @@ fn read_store(dir: &Path) -> Vec<Item> {
             attrs,
         ));
     }
-    for row in txn.open_table(USERS).unwrap().iter().unwrap() {
-        let (user, bytes) = row.unwrap();
-        let meta: UserMeta = serde_json::from_slice(bytes.value()).expect("a meta decodes");
+    for (user, meta) in &metas {
         let mut attrs = vec![("count", n(meta.count))];
         if let Some(p) = meta.primary {
             attrs.push(("primary", s(&p.to_string())));
         }
-        items.push(item(format!("USER#{}", user.value()), "META", attrs));
+        items.push(item(format!("USER#{user}"), "META", attrs));
     }
     for row in txn.open_table(USER_VALUES).unwrap().iter().unwrap() {
         let (key, id) = row.unwrap();

@@ -1,6 +1,7 @@
 //! Round trips per API call, the main cost of latency on Lambda: every DynamoDB request the
 //! handlers make goes through an SDK interceptor that counts it, against moto.
-//! Budget: list 1, read 1, create 1, update ≤ 2, delete ≤ 2, send-verification ≤ 2 (+1 SES),
+//! Budget: list 1, read 1, create 1 (≤ 3 when it takes the primary from another channel: the
+//! first try assumes there is none), update ≤ 2, delete ≤ 2, send-verification ≤ 2 (+1 SES),
 //! attempt ≤ 2, verify ≤ 2.
 
 // Tests: a panic is a failed test.
@@ -198,6 +199,23 @@ async fn every_operation_stays_within_its_round_trip_budget() {
         200,
         2,
     );
+    // `one` is not primary since the update above: making it primary again reads the user's
+    // channels in place of the one channel; then a create takes the primary from it.
+    let back = within(
+        "update making it primary",
+        h.call("PATCH", &one, json!({ "is_primary": true })).await,
+        200,
+        2,
+    );
+    assert_eq!(back["is_primary"], true);
+    let second = json!({ "user_id": "alice", "type": "email", "value": "a3@example.com", "used_for_auth": false, "is_primary": true });
+    let taken = within(
+        "create taking the primary",
+        h.call("POST", base, second).await,
+        201,
+        3,
+    );
+    assert_eq!(taken["is_primary"], true);
     within("delete", h.call("DELETE", &one, Value::Null).await, 200, 2);
 }
 

@@ -139,6 +139,17 @@ async fn table_with_stream() -> (String, String) {
     (table, arn)
 }
 
+/// The local server on DynamoDB (moto) with a table that has a stream, and the stream's ARN.
+async fn server_on_stream() -> (LocalServer, String) {
+    let (table, arn) = table_with_stream().await;
+    let server = LocalServer::start_with(
+        Backend::Aws,
+        &[("TABLE_NAME", table.as_str()), ("MAILER", "outbox")],
+    )
+    .await;
+    (server, arn)
+}
+
 /// Every record of the stream so far, shaped as Lambda delivers them (what `events/stream.json`
 /// holds): the Streams API record plus `eventSourceARN`, the time in epoch seconds.
 async fn stream_event(arn: &str) -> Value {
@@ -272,12 +283,7 @@ fn session_events(a: &str, b: &str) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
-    let (table, arn) = table_with_stream().await;
-    let server = LocalServer::start_with(
-        Backend::Aws,
-        &[("TABLE_NAME", table.as_str()), ("MAILER", "outbox")],
-    )
-    .await;
+    let (server, arn) = server_on_stream().await;
     let (user, a, b, code) = session(&server).await;
 
     let event = stream_event(&arn).await;
@@ -319,6 +325,96 @@ async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
             .collect()
     };
     assert_eq!(ids(&again.events().await), ids(&events));
+}
+
+/// The stream records of one channel item, in order.
+fn records_of(event: &Value, id: &str) -> Vec<Value> {
+    let sk = format!("CH#{id}");
+    event["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dynamodb"]["Keys"]["sk"]["S"] == json!(sk))
+        .cloned()
+        .collect()
+}
+
+/// The attributes whose values differ between a record's old and new image.
+fn changed_attributes(record: &Value) -> Vec<String> {
+    let (old, new) = (
+        &record["dynamodb"]["OldImage"],
+        &record["dynamodb"]["NewImage"],
+    );
+    let mut names: Vec<String> = old
+        .as_object()
+        .unwrap()
+        .keys()
+        .chain(new.as_object().unwrap().keys())
+        .filter(|k| old.get(k.as_str()) != new.get(k.as_str()))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// A channel record alone says whether the channel is primary: a batch holding only the
+/// record of a value change of the primary channel (no meta record: that update does not
+/// write it) shows it primary, where guessing from the batch's meta records said `false`; and
+/// the record of the demotion that making another channel primary writes makes no event.
+#[tokio::test]
+async fn a_channel_record_alone_says_whether_it_is_primary() {
+    let (server, arn) = server_on_stream().await;
+    let api = server.api();
+    let user = format!("u-{}", uuid_like());
+    let create = |value: &str| json!({"user_id": user, "type": "email", "value": value, "used_for_auth": false, "is_primary": true});
+    let a = api.create(&As::Server, create("one@example.com")).await;
+    let a = a.assert_ok(201)["id"].as_str().unwrap().to_owned();
+    api.patch(&As::Server, &user, &a, json!({"value": "two@example.com"}))
+        .await
+        .assert_ok(200);
+    let b = api.create(&As::Server, create("three@example.com")).await;
+    let b = b.assert_ok(201)["id"].as_str().unwrap().to_owned();
+
+    let event = stream_event(&arn).await;
+    let of_a = records_of(&event, &a);
+    assert_eq!(of_a.len(), 3, "created, value changed, demoted: {of_a:#?}");
+    let value_change = &of_a[1];
+    assert!(changed_attributes(value_change).contains(&"value".to_owned()));
+    let bus = Bus::new().await;
+    let answer = invoke(&bus.env(), json!({ "Records": [value_change] })).await;
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    let events = bus.events().await;
+    assert_eq!(
+        summary(&events),
+        [("contact_channel.updated".to_owned(), json!(a))]
+    );
+    assert_eq!(events[0]["detail"]["channel"]["is_primary"], true);
+    assert_eq!(events[0]["detail"]["channel"]["value"], "two@example.com");
+
+    // Making `b` primary wrote `a` with its flag off and its version up, nothing else.
+    let demotion = &of_a[2];
+    assert_eq!(changed_attributes(demotion), ["is_primary", "version"]);
+    assert_eq!(demotion["dynamodb"]["OldImage"]["is_primary"]["BOOL"], true);
+    assert_eq!(
+        demotion["dynamodb"]["NewImage"]["is_primary"]["BOOL"],
+        false
+    );
+    let bus = Bus::new().await;
+    let answer = invoke(&bus.env(), json!({ "Records": [demotion] })).await;
+    assert_eq!(answer, json!({ "batchItemFailures": [] }));
+    assert!(bus.events().await.is_empty());
+
+    // And `b`'s creation alone shows it primary.
+    let bus = Bus::new().await;
+    let of_b = records_of(&event, &b);
+    invoke(&bus.env(), json!({ "Records": [&of_b[0]] })).await;
+    let events = bus.events().await;
+    assert_eq!(
+        summary(&events),
+        [("contact_channel.created".to_owned(), json!(b))]
+    );
+    assert_eq!(events[0]["detail"]["channel"]["is_primary"], true);
 }
 
 /// The detail-types that reached the queue, in order.

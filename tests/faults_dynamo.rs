@@ -546,6 +546,16 @@ async fn the_checker_reports_every_kind_of_corruption() {
             "is no channel",
         ),
         (
+            "primary flag dropped",
+            edited(
+                "USER#",
+                "CH#",
+                "is_primary",
+                Some(AttributeValue::Bool(false)),
+            ),
+            "has is_primary false, the meta's primary is Some",
+        ),
+        (
             "auth flag dropped",
             edited(
                 "USER#",

@@ -405,6 +405,9 @@ fn the_verification_secret_is_generated_never_a_parameter() {
         strings(&env["VERIFICATION_SECRET_ARN"]),
         ["VerificationSecret"]
     );
+    // cc-events neither reads the secret nor may: the inherited pointer is overridden away.
+    let events = &resource(&t, "EventsFunction")["Properties"]["Environment"]["Variables"];
+    assert_eq!(strings(&events["VERIFICATION_SECRET_ARN"]), [""]);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Lifecycle events in local mode: what the embedded store committed (each channel item and
 //! primary marker, before and after, as a DynamoDB stream would show them) mapped by the same
 //! `contact_channels::events` functions as the Lambda consumer, and appended to
-//! `DATA_DIR/events.jsonl` for `/_dev/events` and `/_dev/events.json`.
+//! `DATA_DIR/events.jsonl` for `/_dev/events` and `/_dev/events.json`. A switch of the primary
+//! also writes the demoted channel (its version only, here); as on the stream, that write
+//! changes nothing but `is_primary` and maps to no event.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

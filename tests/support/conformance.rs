@@ -8,7 +8,7 @@ use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId, now_mi
 use contact_channels::rules::send_limits::{DAY_MILLIS, SendLimits};
 use contact_channels::rules::verification::LinkRefusal;
 use contact_channels::store::{
-    Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, WriteError,
+    Change, ChannelStore, PrimaryAsRead, PrimaryChange, RedeemError, SendLogChange, WriteError,
 };
 
 pub type Store = Arc<dyn ChannelStore>;
@@ -38,10 +38,94 @@ async fn create(
 ) -> Result<ChannelRecord, WriteError> {
     let change = Change::Create {
         record: r.clone(),
-        make_primary: primary,
+        primary: match primary {
+            true => set(store, &r.user_id).await,
+            false => PrimaryChange::Keep,
+        },
         max_channels: 3,
     };
     Ok(store.apply(change).await?.unwrap().record)
+}
+
+/// The user's primary as the store has it now.
+async fn primary_now(store: &Store, user: &UserId) -> Option<PrimaryAsRead> {
+    let list = store.list(user).await.unwrap();
+    list.iter().find(|c| c.is_primary).map(|c| PrimaryAsRead {
+        id: c.record.id,
+        version: c.record.version,
+    })
+}
+
+/// Making a channel of `user` primary, demoting the primary read now.
+async fn set(store: &Store, user: &UserId) -> PrimaryChange {
+    PrimaryChange::Set {
+        previous: primary_now(store, user).await,
+    }
+}
+
+/// Makes `r`, unchanged and read as not primary, primary in place of `previous`.
+fn switch(r: &ChannelRecord, previous: Option<PrimaryAsRead>) -> Change {
+    Change::Update {
+        before: r.clone(),
+        after: r.clone(),
+        primary: PrimaryChange::Set { previous },
+        was_primary: false,
+        send_log: None,
+    }
+}
+
+/// How many of racing writes got through; every other one must have been stale.
+async fn through<T>(tasks: Vec<tokio::task::JoinHandle<Result<T, WriteError>>>) -> usize {
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(WriteError::Stale) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    ok
+}
+
+/// Switches each of `records` to primary at once, all having read `previous`; how many got
+/// through (every other one must be stale).
+async fn race_to_primary(
+    store: &Store,
+    records: Vec<ChannelRecord>,
+    previous: Option<PrimaryAsRead>,
+) -> usize {
+    let tasks: Vec<_> = records
+        .into_iter()
+        .map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move { store.apply(switch(&r, previous)).await })
+        })
+        .collect();
+    through(tasks).await
+}
+
+/// Asserts that `id` is alice's one primary channel.
+async fn only_primary(store: &Store, id: ChannelId) {
+    let listed = store.list(&user("alice")).await.unwrap();
+    let primaries: Vec<_> = listed.iter().filter(|c| c.is_primary).collect();
+    assert_eq!(primaries.len(), 1, "{listed:?}");
+    assert_eq!(primaries[0].record.id, id);
+}
+
+/// Alice's `a` (primary) and `b` (not).
+async fn primary_and_other(store: &Store) -> (ChannelRecord, ChannelRecord) {
+    let a = create(store, &record("alice", "a@example.com", false), true)
+        .await
+        .unwrap();
+    let b = create(store, &record("alice", "b@example.com", false), false)
+        .await
+        .unwrap();
+    (a, b)
+}
+
+/// The channel as stored now.
+async fn reread(store: &Store, r: &ChannelRecord) -> ChannelRecord {
+    store.get(&r.user_id, r.id).await.unwrap().unwrap().record
 }
 
 async fn update(
@@ -247,7 +331,10 @@ pub async fn one_primary_per_user(store: Store) {
         primaries(store.list(&user("alice")).await.unwrap()),
         vec![b.id]
     );
-    let a = update(&store, &a, a.clone(), PrimaryChange::Set)
+    // Creating `b` primary demoted `a`, which moved its version.
+    let a = reread(&store, &a).await;
+    assert_eq!(a.version, 2);
+    let a = update(&store, &a, a.clone(), set(&store, &a.user_id).await)
         .await
         .unwrap();
     assert_eq!(
@@ -259,7 +346,7 @@ pub async fn one_primary_per_user(store: Store) {
         .unwrap();
     assert!(primaries(store.list(&user("alice")).await.unwrap()).is_empty());
     let b = store.get(&b.user_id, b.id).await.unwrap().unwrap().record;
-    let b = update(&store, &b, b.clone(), PrimaryChange::Set)
+    let b = update(&store, &b, b.clone(), set(&store, &b.user_id).await)
         .await
         .unwrap();
     delete(&store, &b).await.unwrap();
@@ -274,8 +361,8 @@ pub async fn a_moved_primary_marker_makes_the_write_stale(store: Store) {
     let b = create(&store, &record("alice", "b@example.com", false), false)
         .await
         .unwrap();
-    // Read while `a` was primary; then `b` becomes primary (a's version does not change).
-    let b = update(&store, &b, b.clone(), PrimaryChange::Set)
+    // Read while `a` was primary; then `b` becomes primary (and `a`'s version moves too).
+    let b = update(&store, &b, b.clone(), set(&store, &b.user_id).await)
         .await
         .unwrap();
     let stale_delete = Change::Delete {
@@ -301,7 +388,7 @@ pub async fn a_moved_primary_marker_makes_the_write_stale(store: Store) {
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|c| c.is_primary == (c.record.id == b.id)));
     // Read again, the same deletes go through.
-    delete(&store, &a).await.unwrap();
+    delete(&store, &reread(&store, &a).await).await.unwrap();
     delete(&store, &b).await.unwrap();
     assert!(store.list(&user("alice")).await.unwrap().is_empty());
 }
@@ -532,27 +619,124 @@ pub async fn racing_primary_switches_leave_one_primary(store: Store) {
             .unwrap(),
         );
     }
-    let tasks: Vec<_> = records
-        .into_iter()
-        .map(|r| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let change = Change::Update {
-                    before: r.clone(),
-                    after: r,
-                    primary: PrimaryChange::Set,
-                    was_primary: false,
-                    send_log: None,
-                };
-                store.apply(change).await
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
+    // All read "no primary": the marker's compare-and-swap lets one through.
+    assert_eq!(race_to_primary(&store, records, None).await, 1);
     let list = store.list(&user("alice")).await.unwrap();
     assert_eq!(list.iter().filter(|c| c.is_primary).count(), 1);
+}
+
+/// Making `b` primary writes the demoted `a` too: its version moves, it reads back not
+/// primary, and nothing else of it changes.
+pub async fn making_a_channel_primary_demotes_the_previous_one(store: Store) {
+    let (a, b) = primary_and_other(&store).await;
+    let previous = primary_now(&store, &a.user_id).await;
+    assert_eq!(previous.map(|p| (p.id, p.version)), Some((a.id, 1)));
+    let b = store.apply(switch(&b, previous)).await.unwrap().unwrap();
+    assert_eq!((b.record.version, b.is_primary), (2, true));
+    let got = store.get(&a.user_id, a.id).await.unwrap().unwrap();
+    assert!(!got.is_primary);
+    assert_eq!(got.record, ChannelRecord { version: 2, ..a });
+    let listed = store.list(&user("alice")).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .all(|c| c.is_primary == (c.record.id == b.record.id))
+    );
+    // A channel created primary demotes the same way.
+    let c = create(&store, &record("alice", "c@example.com", false), true)
+        .await
+        .unwrap();
+    let b_now = store.get(&c.user_id, b.record.id).await.unwrap().unwrap();
+    assert_eq!((b_now.record.version, b_now.is_primary), (3, false));
+    only_primary(&store, c.id).await;
+}
+
+/// A write of the demoted channel that read it before the demotion (as primary, at its old
+/// version) is stale: it cannot put it back as primary.
+pub async fn a_write_of_the_demoted_channel_read_before_is_stale(store: Store) {
+    let (a, b) = primary_and_other(&store).await;
+    let b = store
+        .apply(switch(&b, primary_now(&store, &b.user_id).await))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut renamed = a.clone();
+    renamed.used_for_auth = true;
+    let stale = Change::Update {
+        before: a.clone(),
+        after: renamed.clone(),
+        primary: PrimaryChange::Keep,
+        was_primary: true,
+        send_log: None,
+    };
+    assert_eq!(store.apply(stale).await, Err(WriteError::Stale));
+    let got = store.get(&a.user_id, a.id).await.unwrap().unwrap();
+    assert_eq!((got.record.version, got.is_primary), (2, false));
+    assert!(!got.record.used_for_auth);
+    // Read again, it goes through and stays not primary.
+    let a = update(&store, &got.record, renamed, PrimaryChange::Keep)
+        .await
+        .unwrap();
+    let got = store.get(&a.user_id, a.id).await.unwrap().unwrap();
+    assert_eq!((got.record.version, got.is_primary), (3, false));
+    let b = store.get(&b.record.user_id, b.record.id).await.unwrap();
+    assert!(b.unwrap().is_primary);
+}
+
+/// A switch is stale when what it read of the primary moved: the marker (another switch got
+/// there first) or the demoted channel's version.
+pub async fn a_switch_that_read_an_outdated_primary_is_stale(store: Store) {
+    let (a, b) = primary_and_other(&store).await;
+    let c = create(&store, &record("alice", "c@example.com", false), false)
+        .await
+        .unwrap();
+    let read_a = primary_now(&store, &a.user_id).await;
+    // `b` wins; `c` read `a` as primary, and loses.
+    store.apply(switch(&b, read_a)).await.unwrap();
+    let stale = Err(WriteError::Stale);
+    assert_eq!(store.apply(switch(&c, read_a)).await, stale);
+    // Believing there is no primary is as stale, for an update and a create.
+    assert_eq!(store.apply(switch(&c, None)).await, stale);
+    let lost = Change::Create {
+        record: record("alice", "d@example.com", false),
+        primary: PrimaryChange::Set { previous: None },
+        // Room for it: the cap would be refused first.
+        max_channels: 10,
+    };
+    assert_eq!(store.apply(lost).await, stale);
+    // The right marker but an outdated version of the primary: stale too.
+    let mut outdated = primary_now(&store, &a.user_id).await.unwrap();
+    assert_eq!(outdated.id, b.id);
+    outdated.version -= 1;
+    assert_eq!(store.apply(switch(&c, Some(outdated))).await, stale);
+    // Nothing of the lost switches was written.
+    assert_eq!(reread(&store, &c).await.version, 1);
+    let listed = store.list(&user("alice")).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|x| x.is_primary == (x.record.id == b.id)));
+    // With what is primary now, `c` takes over.
+    let now = primary_now(&store, &c.user_id).await;
+    store.apply(switch(&c, now)).await.unwrap();
+    only_primary(&store, c.id).await;
+}
+
+/// Two switches that read the same primary race: one wins, the other is stale, and exactly
+/// one channel is primary.
+pub async fn racing_switches_away_from_one_primary_admit_exactly_one(store: Store) {
+    let a = create(&store, &record("alice", "a@example.com", false), true)
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for i in 0..2 {
+        let r = record("alice", &format!("o{i}@example.com"), false);
+        others.push(create(&store, &r, false).await.unwrap());
+    }
+    let previous = primary_now(&store, &a.user_id).await;
+    assert_eq!(race_to_primary(&store, others, previous).await, 1);
+    let list = store.list(&user("alice")).await.unwrap();
+    assert_eq!(list.iter().filter(|c| c.is_primary).count(), 1);
+    // `a` was demoted exactly once.
+    assert_eq!(reread(&store, &a).await.version, 2);
 }
 
 pub async fn racing_writes_against_one_version_let_exactly_one_through(store: Store) {
@@ -581,15 +765,7 @@ pub async fn racing_writes_against_one_version_let_exactly_one_through(store: St
             })
         })
         .collect();
-    let mut ok = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(WriteError::Stale) => {}
-            Err(e) => panic!("unexpected {e:?}"),
-        }
-    }
-    assert_eq!(ok, 1);
+    assert_eq!(through(tasks).await, 1);
 }
 
 /// Runs the whole suite: `$name` is a module name, `$make` an async expression giving a fresh store.
@@ -613,6 +789,10 @@ macro_rules! conformance_suite {
                 the_cooldown_holds_per_address_across_users,
                 racing_creates_of_one_auth_value_admit_exactly_one,
                 racing_primary_switches_leave_one_primary,
+                making_a_channel_primary_demotes_the_previous_one,
+                a_write_of_the_demoted_channel_read_before_is_stale,
+                a_switch_that_read_an_outdated_primary_is_stale,
+                racing_switches_away_from_one_primary_admit_exactly_one,
                 racing_writes_against_one_version_let_exactly_one_through
             );
         }

@@ -1,7 +1,8 @@
 //! The consistency checker of the fault suites: reads a whole DynamoDB table (a test-only Scan,
 //! never done by the service) and checks docs/api.md §4 as the table layout of `aws/src/dynamo`
 //! expresses it: value claims ↔ channels, auth claims ↔ `used_for_auth` channels, the meta
-//! item's count and primary, the link index ↔ channels whose verification is a link, no orphans.
+//! item's count and primary (and each channel item's `is_primary` copy of it), the link index ↔
+//! channels whose verification is a link, no orphans.
 //! Also turns a table into a normalized state (no ids, digests, times or versions) so that two
 //! runs of the same workload can be compared.
 
@@ -56,6 +57,8 @@ pub struct Channel {
     pub value: String,
     pub used_for_auth: bool,
     pub is_verified: bool,
+    /// The item's copy of the primary marker (absent: false).
+    pub is_primary: bool,
     /// (strategy, digest hex, attempts, used)
     pub ver: Option<(String, String, i64, bool)>,
 }
@@ -115,6 +118,7 @@ fn parse(items: &[Item], violations: &mut Vec<String>) -> Parsed {
                         value: s(item, "value")?.to_owned(),
                         used_for_auth: boolean(item, "used_for_auth")?,
                         is_verified: boolean(item, "is_verified")?,
+                        is_primary: boolean(item, "is_primary").unwrap_or(false),
                         ver,
                     })
                 })();
@@ -246,6 +250,14 @@ pub fn check(items: &[Item], max_attempts: i64) -> Vec<String> {
         let (count, primary) = p.metas.get(user).cloned().unwrap_or((None, None));
         if count.unwrap_or(0) != n {
             v.push(format!("user {user}: meta count {count:?}, {n} channels"));
+        }
+        for c in p.channels.iter().filter(|c| c.user == user) {
+            if c.is_primary != (primary.as_deref() == Some(c.id.as_str())) {
+                v.push(format!(
+                    "user {user}: channel {} has is_primary {}, the meta's primary is {primary:?}",
+                    c.id, c.is_primary
+                ));
+            }
         }
         if let Some(primary) = primary
             && !by_id.contains_key(&(user.to_owned(), primary.clone()))

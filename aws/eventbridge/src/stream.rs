@@ -13,8 +13,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 use cc_aws::dynamo::{ItemImage, KeyKind, decode_image, key_kind};
-use contact_channels::domain::channel::StoredChannel;
-use contact_channels::domain::{ChannelId, UserId};
 use contact_channels::events::{Commit, Event, Written};
 use contact_channels::store::StoreError;
 
@@ -75,12 +73,10 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
                     b @ (None | Some(ItemImage::Channel(_))),
                     a @ (None | Some(ItemImage::Channel(_))),
                 ) => {
-                    // `is_primary` is filled in by `with_primary`, from the batch's meta records.
+                    // Each image carries its own `is_primary`, written in the same transaction as
+                    // the user's marker: exact whatever else the batch holds.
                     let channel = |i: Option<ItemImage>| match i {
-                        Some(ItemImage::Channel(record)) => Some(Box::new(StoredChannel {
-                            record,
-                            is_primary: false,
-                        })),
+                        Some(ItemImage::Channel(stored)) => Some(Box::new(stored)),
                         _ => None,
                     };
                     Some(Written::Channel {
@@ -113,33 +109,6 @@ fn decode_record(raw: &Value) -> Result<Decoded, StoreError> {
     })
 }
 
-/// Whether `id` was its user's primary at record `index`, as far as the batch shows: the meta
-/// item's newest image before it, else the old image of the first one after it (a user's items
-/// share a partition, so their records come in commit order). False when the batch holds no
-/// meta record of the user: the channel item itself does not carry the marker.
-fn primary_at(decoded: &[Decoded], index: usize, user: &UserId, id: ChannelId) -> bool {
-    let of_user = |d: &Decoded| match &d.written {
-        Some(Written::Primary {
-            user: u,
-            before,
-            after,
-        }) if u == user => Some((*before, *after)),
-        _ => None,
-    };
-    let earlier = decoded[..index]
-        .iter()
-        .rev()
-        .find_map(of_user)
-        .map(|(_, a)| a);
-    let later = || {
-        decoded[index + 1..]
-            .iter()
-            .find_map(of_user)
-            .map(|(b, _)| b)
-    };
-    earlier.or_else(later).flatten() == Some(id)
-}
-
 /// Decodes `payload` (a DynamoDB stream event) into the events of its records.
 pub fn decode_batch(payload: &Value, max_attempts: u32) -> Batch {
     let raw = payload
@@ -167,31 +136,17 @@ pub fn decode_batch(payload: &Value, max_attempts: u32) -> Batch {
     }
     let records = decoded
         .iter()
-        .enumerate()
-        .map(|(index, d)| {
+        .map(|d| {
             let commit = Commit {
                 id: d.sequence_number.clone(),
                 at_millis: d.commit_at_millis,
                 max_attempts,
             };
-            let events = match &d.written {
-                Some(Written::Channel { before, after }) => {
-                    let with_primary = |c: &Option<Box<StoredChannel>>| {
-                        c.clone().map(|mut c| {
-                            c.is_primary =
-                                primary_at(&decoded, index, &c.record.user_id, c.record.id);
-                            c
-                        })
-                    };
-                    Written::Channel {
-                        before: with_primary(before),
-                        after: with_primary(after),
-                    }
-                    .events(&commit)
-                }
-                Some(primary) => primary.events(&commit),
-                None => Vec::new(),
-            };
+            let events = d
+                .written
+                .as_ref()
+                .map(|w| w.events(&commit))
+                .unwrap_or_default();
             RecordEvents {
                 sequence_number: d.sequence_number.clone(),
                 events,

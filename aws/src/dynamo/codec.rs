@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use contact_channels::domain::channel::{ChannelRecord, Digest, Verification};
+use contact_channels::domain::channel::{ChannelRecord, Digest, StoredChannel, Verification};
 use contact_channels::domain::{ChannelId, EmailAddress, Strategy, UserId};
 use contact_channels::store::StoreError;
 
@@ -52,7 +52,20 @@ pub(super) fn channel_of(item: &Item) -> Result<(UserId, ChannelId), StoreError>
     Ok((user, id))
 }
 
-pub(super) fn record_to_item(r: &ChannelRecord) -> Item {
+/// A channel item's copy of its user's primary marker (the meta item's `primary` stays the
+/// source of truth for reads and for the one-primary condition). The stream shows only the
+/// item, so every write of a channel puts it and a demotion clears it, in the same transaction
+/// as the marker.
+pub(super) const IS_PRIMARY: &str = "is_primary";
+
+/// The channel item of `c`, its flag included.
+pub(super) fn stored_to_item(c: &StoredChannel) -> Item {
+    let mut item = record_to_item(&c.record);
+    item.insert(IS_PRIMARY.into(), AttributeValue::Bool(c.is_primary));
+    item
+}
+
+fn record_to_item(r: &ChannelRecord) -> Item {
     let mut item = channel_key(&r.user_id, r.id);
     item.insert("id".into(), s(r.id.to_string()));
     item.insert("user_id".into(), s(r.user_id.as_str()));
@@ -113,6 +126,19 @@ pub(super) fn item_to_record(item: &Item) -> Result<ChannelRecord, StoreError> {
             None => None,
         },
         version: get_n(item, "version")?,
+    })
+}
+
+/// A channel item with its flag. An item without one (written before channel items carried
+/// it) is not primary.
+pub(super) fn item_to_stored(item: &Item) -> Result<StoredChannel, StoreError> {
+    let is_primary = match item.get(IS_PRIMARY) {
+        Some(_) => get_bool(item, IS_PRIMARY)?,
+        None => false,
+    };
+    Ok(StoredChannel {
+        record: item_to_record(item)?,
+        is_primary,
     })
 }
 

@@ -5,18 +5,18 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use contact_channels::domain::channel::ChannelRecord;
+use contact_channels::domain::channel::StoredChannel;
 use contact_channels::domain::{ChannelId, UserId};
 use contact_channels::store::StoreError;
 
-use super::codec::{get_s, item_to_record};
+use super::codec::{get_s, item_to_stored};
 use super::keys::{CHANNEL_SK_PREFIX, META_SK, USER_PK_PREFIX};
 
 /// One image of an item the lifecycle events are made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemImage {
-    /// A channel item (`USER#<user>` / `CH#<id>`).
-    Channel(ChannelRecord),
+    /// A channel item (`USER#<user>` / `CH#<id>`), with its `is_primary` flag (absent: false).
+    Channel(StoredChannel),
     /// A user's meta item (`USER#<user>` / `META`): only its primary marker matters here.
     Meta {
         /// The user.
@@ -58,7 +58,7 @@ pub fn decode_image(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<ItemImage, StoreError> {
     match kind {
-        KeyKind::Channel => item_to_record(item).map(ItemImage::Channel),
+        KeyKind::Channel => item_to_stored(item).map(ItemImage::Channel),
         KeyKind::Meta => {
             let pk = get_s(item, "pk")?;
             let user = pk

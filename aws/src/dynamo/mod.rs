@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | what it holds |
 //! |---|---|---|---|
-//! | channel | `USER#<user>` | `CH#<id>` | the record, with its code/link inline under `ver`, and `version` |
+//! | channel | `USER#<user>` | `CH#<id>` | the record, with its code/link inline under `ver`, `version`, and `is_primary` (a copy of the marker, for the stream) |
 //! | user meta | `USER#<user>` | `META` | `count` of channels (invariant 7) and `primary` id (invariant 3) |
 //! | value claim | `VALUE#<user>#<value>` | `VALUE` | one per (user, value): invariant 1 |
 //! | auth claim | `AUTH#<value>` | `AUTH` | one per value across users: invariant 2 |
@@ -13,8 +13,11 @@
 //! TransactGet. What a change writes is decided once, by `store::effects`; here `tx`
 //! translates those effects, `send_log` adds the daily cap, `keys` and `codec` say how items
 //! look. Every `Change` is one TransactWriteItems whose conditions (`attribute_not_exists`
-//! on claims, `version = :v` on the channel) enforce the invariants; a cancellation is mapped to
-//! a domain error by the position of the failed item. Nothing here ever Scans.
+//! on claims, `version = :v` on the channel, a compare-and-swap on the meta's `primary`) enforce
+//! the invariants; a cancellation is mapped to a domain error by the position of the failed
+//! item. Making a channel primary also clears the flag of the one it demotes and bumps that
+//! one's version, in the same transaction, so the stream shows every channel's `is_primary`
+//! exactly. Nothing here ever Scans.
 
 mod codec;
 mod image;
@@ -133,6 +136,9 @@ impl DynamoStore {
 
 #[async_trait]
 impl ChannelStore for DynamoStore {
+    // Reads take `is_primary` from the meta's marker, not from the items' flags: the marker is
+    // what the one-primary condition checks, the key-value stores have only it, and an item
+    // written before items carried the flag still reads right.
     async fn list(&self, user: &UserId) -> Result<Vec<StoredChannel>, StoreError> {
         let mut records = Vec::new();
         let mut primary = None;

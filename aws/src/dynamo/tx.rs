@@ -6,17 +6,18 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
+use contact_channels::domain::channel::StoredChannel;
 use contact_channels::rules::send_limits::DAY_MILLIS;
 use contact_channels::store::effects::{
     ChannelWrite, CountChange, Effects, Expect, LinkEntry, PrimaryEffect,
 };
 use contact_channels::store::{StoreError, WriteError};
 
-use super::codec::{n, record_to_item, s, sdk_failed};
+use super::codec::{IS_PRIMARY, n, s, sdk_failed, stored_to_item};
 use super::keys::{Item, auth_key, channel_key, link_key, meta_key, value_key};
 
 /// Link index items outlive their token by this much, so a late click still answers
@@ -34,7 +35,11 @@ pub(super) enum Role {
     // the answer, wherever its item sits in the transaction.
     Value,
     Auth,
-    Count,
+    /// The meta item when a create counts on it: its condition is the cap's, and the primary
+    /// marker's too when the create sets it; the item as it was says which failed.
+    Count {
+        max: u32,
+    },
     Channel,
     Primary,
     Sends,
@@ -42,13 +47,21 @@ pub(super) enum Role {
 }
 
 impl Role {
-    /// The error of a failed condition; `None` for the send log, whose failure the caller
-    /// resolves by reading the log (see `send_log`).
-    fn error(self) -> Option<WriteError> {
+    /// The error of a failed condition, whose item was `old`; `None` for the send log, whose
+    /// failure the caller resolves by reading the log (see `send_log`).
+    fn error(self, old: Option<&Item>) -> Option<WriteError> {
         match self {
             Role::Value => Some(WriteError::ValueExists),
             Role::Auth => Some(WriteError::AuthTaken),
-            Role::Count => Some(WriteError::TooMany),
+            Role::Count { max } => {
+                let count = old
+                    .and_then(|item| item.get("count")?.as_n().ok()?.parse::<u32>().ok())
+                    .unwrap_or(0);
+                Some(match count >= max {
+                    true => WriteError::TooMany,
+                    false => WriteError::Stale,
+                })
+            }
             Role::Channel | Role::Primary | Role::Other => Some(WriteError::Stale),
             Role::Sends => None,
         }
@@ -183,6 +196,20 @@ pub(super) fn transaction<'t>(table: &'t str, e: &Effects) -> Result<Tx<'t>, Sto
         tx.delete(Role::Other, auth_key(value), condition)?;
     }
     push_meta(&mut tx, e)?;
+    if let Some(demoted) = &e.demote {
+        let names: &[(&str, &str)] = &[("#version", "version"), ("#flag", IS_PRIMARY)];
+        let values = HashMap::from([
+            (":v".to_owned(), n(demoted.version)),
+            (":one".to_owned(), n(1)),
+            (":f".to_owned(), AttributeValue::Bool(false)),
+        ]);
+        tx.update(
+            Role::Primary,
+            channel_key(&e.user, demoted.id),
+            "SET #flag = :f, #version = #version + :one",
+            Condition::new("#version = :v", names, values),
+        )?;
+    }
     if let Some(digest) = &e.unindex_link {
         tx.delete(Role::Other, link_key(digest), Condition::default())?;
     }
@@ -199,7 +226,11 @@ pub(super) fn transaction<'t>(table: &'t str, e: &Effects) -> Result<Tx<'t>, Sto
                     Condition::new("#version = :v", version_names, read_version(*v))
                 }
             };
-            tx.put(Role::Channel, record_to_item(record), condition)?;
+            let stored = StoredChannel {
+                record: record.clone(),
+                is_primary: e.written.as_ref().is_some_and(|w| w.is_primary),
+            };
+            tx.put(Role::Channel, stored_to_item(&stored), condition)?;
         }
         ChannelWrite::Delete { version } => {
             let condition = Condition::new("#version = :v", version_names, read_version(*version));
@@ -223,7 +254,7 @@ fn link_item(e: &Effects, entry: &LinkEntry) -> Item {
 fn push_meta(tx: &mut Tx, e: &Effects) -> Result<(), StoreError> {
     let mut set = Vec::new();
     let mut remove = None;
-    let mut condition = None;
+    let mut conditions = Vec::new();
     let mut values = HashMap::from([(":id".to_owned(), s(e.id.to_string()))]);
     let mut role = Role::Primary;
     match e.count {
@@ -235,8 +266,8 @@ fn push_meta(tx: &mut Tx, e: &Effects) -> Result<(), StoreError> {
                 (":one".to_owned(), n(1)),
                 (":max".to_owned(), n(max)),
             ]);
-            condition = Some("attribute_not_exists(#count) OR #count < :max");
-            role = Role::Count;
+            conditions.push("attribute_not_exists(#count) OR #count < :max");
+            role = Role::Count { max };
         }
         CountChange::Decrement => {
             set.push("#count = #count - :one");
@@ -245,13 +276,24 @@ fn push_meta(tx: &mut Tx, e: &Effects) -> Result<(), StoreError> {
     }
     match e.primary {
         PrimaryEffect::Keep => {}
-        PrimaryEffect::Set => set.push("#primary = :id"),
+        PrimaryEffect::Set { previous } => {
+            set.push("#primary = :id");
+            // Compare-and-swap on the primary as read: two racing switches cannot both pass,
+            // so no two channel items are left flagged.
+            match previous {
+                Some(previous) => {
+                    values.insert(":previous".to_owned(), s(previous.to_string()));
+                    conditions.push("#primary = :previous");
+                }
+                None => conditions.push("attribute_not_exists(#primary)"),
+            }
+        }
         PrimaryEffect::Remove => {
             remove = Some("#primary");
-            condition = Some("#primary = :id");
+            conditions.push("#primary = :id");
         }
         PrimaryEffect::AssertNot => {
-            condition = Some("attribute_not_exists(#primary) OR #primary <> :id");
+            conditions.push("attribute_not_exists(#primary) OR #primary <> :id");
         }
     }
     let mut expression = String::new();
@@ -261,19 +303,24 @@ fn push_meta(tx: &mut Tx, e: &Effects) -> Result<(), StoreError> {
     if let Some(attribute) = remove {
         expression = format!("{expression} REMOVE {attribute}");
     }
+    let condition = match conditions.as_slice() {
+        [] => None,
+        [one] => Some((*one).to_owned()),
+        all => Some(format!("({})", all.join(") AND ("))),
+    };
     // Only the names the expressions use: DynamoDB refuses unused ones.
-    let used = format!("{expression} {}", condition.unwrap_or(""));
+    let used = format!("{expression} {}", condition.as_deref().unwrap_or(""));
     let names: Vec<(&str, &str)> = [("#count", "count"), ("#primary", "primary")]
         .into_iter()
         .filter(|(name, _)| used.contains(name))
         .collect();
     values.retain(|name, _| used.contains(name.as_str()));
     let c = Condition {
-        expression: condition,
+        expression: condition.as_deref(),
         names: &names,
         values,
     };
-    match (expression.trim(), condition) {
+    match (expression.trim(), &condition) {
         ("", None) => Ok(()),
         ("", Some(_)) => tx.check(role, meta_key(&e.user), c),
         (expression, _) => tx.update(role, meta_key(&e.user), expression, c),
@@ -310,7 +357,7 @@ pub(super) fn classify(roles: &[Role], e: SdkError<TransactWriteItemsError>) -> 
         }
     }
     match failed {
-        Some((role, reason)) => match role.error() {
+        Some((role, reason)) => match role.error(reason.item()) {
             Some(error) => Cancelled::Refused(error),
             None => Cancelled::SendLogFull(reason.item().cloned().unwrap_or_default()),
         },

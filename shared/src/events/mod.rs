@@ -3,10 +3,12 @@
 //! (`cc-events`) and the local server (`/_dev/events`) both call it, so both publish the same
 //! events for the same change.
 //!
-//! The primary marker lives on the user's meta item, not on the channel (making B primary does
-//! not write the demoted A), so `contact_channel.primary_changed` is derived from the meta
-//! item's before/after ([`primary_events`]); every other event from the channel's
-//! ([`channel_events`]).
+//! `contact_channel.primary_changed` is derived from the user's primary marker before/after
+//! ([`primary_events`]): only it knows the previous primary. Every other event comes from the
+//! channel's before/after ([`channel_events`]), whose `is_primary` is the channel's own flag,
+//! written by the same transaction as the marker. Making B primary also writes the demoted A
+//! (flag off, version up); that write changes no public field but `is_primary`, so it makes
+//! no event of its own: `primary_changed` already says it.
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -197,7 +199,7 @@ impl Event {
 /// embedded store's report says, and what events are made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    /// A channel item; `is_primary` as the user's marker stood before and after the write.
+    /// A channel item; `is_primary` as it stood before and after the write.
     Channel {
         /// As it was (None: created).
         before: Option<Box<StoredChannel>>,
@@ -232,7 +234,8 @@ impl Written {
 }
 
 /// The events of one committed write of a channel item: `before`/`after` are the item as it
-/// was and as it is (None: absent). Primary changes are [`primary_events`]'.
+/// was and as it is (None: absent). Primary changes are [`primary_events`]': a change of
+/// `is_primary` alone (a promotion, or the demotion that goes with it) is no event here.
 pub fn channel_events(
     before: Option<&StoredChannel>,
     after: Option<&StoredChannel>,

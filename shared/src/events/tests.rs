@@ -92,6 +92,34 @@ fn a_write_that_changes_no_public_field_is_no_event() {
 }
 
 #[test]
+fn the_demotion_of_the_previous_primary_is_no_event() {
+    // What the store writes to A when B becomes primary: its flag off, its version up.
+    let before = stored(record(Some(link(1, 10_000, true)), true), true);
+    let mut after = before.clone();
+    after.record.version += 1;
+    after.is_primary = false;
+    assert!(map(&before, &after).is_empty());
+    // But a demoted channel's own change in the same write would still be reported, shown
+    // not primary.
+    after.record.used_for_auth = !before.record.used_for_auth;
+    let events = map(&before, &after);
+    assert_eq!(types(&events), ["contact_channel.updated"]);
+    assert_eq!(events[0].1["changed_fields"], json!(["used_for_auth"]));
+    assert_eq!(events[0].1["channel"]["is_primary"], false);
+}
+
+#[test]
+fn an_update_of_the_primary_shows_it_primary_from_its_own_flag() {
+    let before = stored(record(None, false), true);
+    let mut after = before.clone();
+    after.record.version += 1;
+    after.record.value = EmailAddress::parse("b@example.com").unwrap();
+    let events = map(&before, &after);
+    assert_eq!(types(&events), ["contact_channel.updated"]);
+    assert_eq!(events[0].1["channel"]["is_primary"], true);
+}
+
+#[test]
 fn a_value_change_is_updated_with_the_field_and_its_previous_value() {
     let before = channel();
     let mut after = before.clone();

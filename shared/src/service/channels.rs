@@ -8,7 +8,7 @@ use crate::auth::Caller;
 use crate::domain::channel::{ChannelRecord, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId, now_millis};
 use crate::error::{Action, ApiError};
-use crate::store::{Change, PrimaryChange};
+use crate::store::{Change, PrimaryAsRead, PrimaryChange, WriteError};
 
 impl Service {
     /// Creates a channel; `409`s in the contract's order (value, auth, count).
@@ -30,16 +30,29 @@ impl Service {
             last_sent_at_millis: None,
             version: 0,
         };
-        let record = &record;
+        let (record, make_primary) = (&record, command.is_primary);
         let created = retrying(|| async move {
-            let change = Change::Create {
+            let create = |previous| Change::Create {
                 record: record.clone(),
-                make_primary: command.is_primary,
+                primary: match make_primary {
+                    true => PrimaryChange::Set { previous },
+                    false => PrimaryChange::Keep,
+                },
                 max_channels: self.limits().max_channels_per_user,
             };
-            // A create conditions on claims only; it is stale only when it collided with a
-            // concurrent transaction on the same items, and then trying again is right.
-            settled(self.store.apply(change).await)
+            // A user's first channel is the usual one created primary, so the first try
+            // assumes no primary and reads nothing; only when the marker names another
+            // channel is it read, and demoted by a second try.
+            let mut result = self.store.apply(create(None)).await;
+            if make_primary
+                && result == Err(WriteError::Stale)
+                && let Some(previous) = self.primary_of(&record.user_id).await?
+            {
+                result = self.store.apply(create(Some(previous))).await;
+            }
+            // Otherwise a create conditions on claims only; it is stale only when it collided
+            // with a concurrent transaction on the same items, and then trying again is right.
+            settled(result)
         })
         .await;
         self.name_existing(created, &record.user_id, &record.value)
@@ -82,8 +95,19 @@ impl Service {
         check_server_only(caller, command.is_verified)?;
         let (user, at, command) = (&user, &at, &command);
         let updated = retrying(|| async move {
-            let current = self.find_of(user, at).await?;
-            let Some(change) = update_change(&current, command) else {
+            // Making a channel primary demotes the current primary at the version read, so it
+            // reads the user's channels: on DynamoDB one Query, no more round trips than the
+            // read of one channel it replaces.
+            let (current, primary) = match command.is_primary {
+                Some(true) => {
+                    let id = at.channel.ok_or(ApiError::ChannelNotFound)?;
+                    let all = self.store.list(user).await?;
+                    let current = all.iter().find(|c| c.record.id == id).cloned();
+                    (current.ok_or(ApiError::ChannelNotFound)?, primary_in(&all))
+                }
+                _ => (self.find_of(user, at).await?, None),
+            };
+            let Some(change) = update_change(&current, primary, command) else {
                 return Ok(Some(Some(current)));
             };
             settled(self.store.apply(change).await)
@@ -112,6 +136,11 @@ impl Service {
         .map(|_| ())
     }
 
+    /// The user's primary channel, if any, as a change that demotes it needs it.
+    async fn primary_of(&self, user: &UserId) -> Result<Option<PrimaryAsRead>, ApiError> {
+        Ok(primary_in(&self.store.list(user).await?))
+    }
+
     /// Adds the id of the user's channel with `value` to a `409 CONTACT_CHANNEL_ALREADY_EXISTS`,
     /// so that a client retrying a create after a timeout can recover (one read, on that path
     /// only).
@@ -137,8 +166,24 @@ impl Service {
     }
 }
 
-/// The change an update makes to `current`, or `None` when it changes nothing.
-fn update_change(current: &StoredChannel, command: &UpdateChannel) -> Option<Change> {
+/// The primary among a user's channels.
+fn primary_in(channels: &[StoredChannel]) -> Option<PrimaryAsRead> {
+    channels
+        .iter()
+        .find(|c| c.is_primary)
+        .map(|c| PrimaryAsRead {
+            id: c.record.id,
+            version: c.record.version,
+        })
+}
+
+/// The change an update makes to `current`, or `None` when it changes nothing; `primary` is
+/// the user's primary as read with it, which making `current` primary demotes.
+fn update_change(
+    current: &StoredChannel,
+    primary: Option<PrimaryAsRead>,
+    command: &UpdateChannel,
+) -> Option<Change> {
     let before = &current.record;
     let mut after = before.clone();
     if let Some(value) = command.value.as_ref().filter(|v| **v != before.value) {
@@ -165,7 +210,7 @@ fn update_change(current: &StoredChannel, command: &UpdateChannel) -> Option<Cha
         _ => {}
     }
     let primary = match command.is_primary {
-        Some(true) if !current.is_primary => PrimaryChange::Set,
+        Some(true) if !current.is_primary => PrimaryChange::Set { previous: primary },
         Some(false) if current.is_primary => PrimaryChange::Clear,
         _ => PrimaryChange::Keep,
     };

@@ -395,3 +395,42 @@ async fn a_process_without_a_mailer_never_pretends_to_send() {
         Err(ApiError::Internal)
     );
 }
+
+/// Making a channel primary, on create or update, demotes the one that was: its version moves
+/// (the store wrote it) and exactly one channel reads back primary.
+#[tokio::test]
+async fn a_new_primary_demotes_the_previous_one_on_create_and_update() {
+    let (s, _) = service(&[]);
+    let primary = |value: &str| CreateChannel {
+        is_primary: true,
+        ..create(value)
+    };
+    let a = s.create(&alice(), primary("a@example.com")).await.unwrap();
+    assert!(a.is_primary);
+    // A primary exists: the create's first try (assuming none) is stale, the second demotes.
+    let b = s.create(&alice(), primary("b@example.com")).await.unwrap();
+    assert!(b.is_primary);
+    let a_now = s.read(&alice(), at(&a)).await.unwrap();
+    assert_eq!((a_now.is_primary, a_now.record.version), (false, 2));
+    let c = s.create(&alice(), create("c@example.com")).await.unwrap();
+    let make_primary = UpdateChannel {
+        is_primary: Some(true),
+        ..UpdateChannel::default()
+    };
+    let c = s.update(&alice(), at(&c), make_primary).await.unwrap();
+    assert!(c.is_primary);
+    let b_now = s.read(&alice(), at(&b)).await.unwrap();
+    assert_eq!((b_now.is_primary, b_now.record.version), (false, 2));
+    let mine = ListChannels {
+        user: UserRef::Me,
+        only: None,
+    };
+    let listed = s.list(&alice(), mine).await;
+    let primaries: Vec<_> = listed
+        .unwrap()
+        .into_iter()
+        .filter(|x| x.is_primary)
+        .map(|x| x.record.id)
+        .collect();
+    assert_eq!(primaries, [c.record.id]);
+}

@@ -71,9 +71,11 @@ pub fn apply(
     write(tables, e, checked)
 }
 
-/// What the checks read that the writes need: the user's meta and the next send log.
+/// What the checks read that the writes need: the user's meta, the channel to demote and the
+/// next send log.
 struct Checked {
     meta: UserMeta,
+    demoted: Option<ChannelRecord>,
     next_log: Option<(EmailAddress, Vec<i64>)>,
 }
 
@@ -114,7 +116,15 @@ fn check(tables: &impl KvTables, e: &Effects) -> Result<Checked, WriteError> {
     let primary_as_read = match e.primary {
         PrimaryEffect::Remove => is_primary,
         PrimaryEffect::AssertNot => !is_primary,
-        PrimaryEffect::Keep | PrimaryEffect::Set => true,
+        PrimaryEffect::Set { previous } => meta.primary == previous,
+        PrimaryEffect::Keep => true,
+    };
+    let demoted = match &e.demote {
+        Some(d) => match tables.channel(&e.user, d.id)? {
+            Some(record) if record.version == d.version => Some(record),
+            _ => return Err(WriteError::Stale),
+        },
+        None => None,
     };
     let auth_releasable = match &e.release_auth {
         Some(value) => !held_by_other(tables.auth_claim(value)?),
@@ -139,7 +149,11 @@ fn check(tables: &impl KvTables, e: &Effects) -> Result<Checked, WriteError> {
         )),
         None => None,
     };
-    Ok(Checked { meta, next_log })
+    Ok(Checked {
+        meta,
+        demoted,
+        next_log,
+    })
 }
 
 /// Writes `e`, whose conditions hold.
@@ -148,7 +162,11 @@ fn write(
     e: Effects,
     checked: Checked,
 ) -> Result<Option<StoredChannel>, WriteError> {
-    let Checked { mut meta, next_log } = checked;
+    let Checked {
+        mut meta,
+        demoted,
+        next_log,
+    } = checked;
     let this: ChannelKey = (e.user.clone(), e.id);
     if let Some(value) = &e.release_value {
         tables.set_value_claim(&e.user, value, None)?;
@@ -168,11 +186,18 @@ fn write(
         CountChange::Decrement => meta.count = meta.count.saturating_sub(1),
     }
     match e.primary {
-        PrimaryEffect::Set => meta.primary = Some(e.id),
+        PrimaryEffect::Set { .. } => meta.primary = Some(e.id),
         PrimaryEffect::Remove => meta.primary = None,
         PrimaryEffect::Keep | PrimaryEffect::AssertNot => {}
     }
     tables.set_user_meta(&e.user, &meta)?;
+    // These items keep no flag (reads and local events take it from the meta), but the
+    // version moves as on DynamoDB, so a write that read the demoted channel as primary is
+    // stale on every store.
+    if let Some(mut record) = demoted {
+        record.version += 1;
+        tables.put_channel(&record)?;
+    }
     if let Some(digest) = &e.unindex_link {
         tables.set_link(digest, None)?;
     }

@@ -44,13 +44,28 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
+/// The user's primary channel as a change read it: the one that making another channel
+/// primary demotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrimaryAsRead {
+    /// The primary channel.
+    pub id: ChannelId,
+    /// Its version when read.
+    pub version: u64,
+}
+
 /// What happens to the user's primary marker in a change (invariant 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrimaryChange {
     /// The primary marker stays as it is.
     Keep,
-    /// This channel becomes primary; the previous primary is demoted in the same step.
-    Set,
+    /// This channel becomes primary. `previous` is the primary that was read (None: the user
+    /// had none); it is demoted in the same step, which is stale if the marker or that
+    /// channel moved since.
+    Set {
+        /// The user's primary as read.
+        previous: Option<PrimaryAsRead>,
+    },
     /// This channel stops being primary (if it is); none is promoted.
     Clear,
 }
@@ -84,8 +99,9 @@ pub enum Change {
     Create {
         /// The channel to write (version 0: the store writes 1).
         record: ChannelRecord,
-        /// Make it its user's primary.
-        make_primary: bool,
+        /// `Set` makes it its user's primary; `Keep` and `Clear` both leave the marker alone
+        /// (a new channel is not primary).
+        primary: PrimaryChange,
         /// `MAX_CHANNELS_PER_USER`.
         max_channels: u32,
     },

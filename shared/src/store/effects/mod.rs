@@ -7,12 +7,17 @@
 //! here, and each store only translates [`Effects`] into its own writes: DynamoDB into one
 //! conditional transaction, the key-value stores (redb, memory) through [`super::kv`].
 //!
+//! Making a channel primary also writes the channel it demotes (its flag off, its version
+//! bumped): the DynamoDB stream then shows every channel's `is_primary` on the channel item
+//! itself, and a write of the demoted channel that read it as primary becomes stale instead of
+//! writing the flag back.
+//!
 //! A store checks every condition before it writes anything. When several fail, the answer is
 //! the first in this order (the contract's precedence): value claim (`ValueExists`), auth claim
 //! (`AuthTaken`), count (`TooMany`), channel version, primary marker and auth release (`Stale`),
 //! send log (`SendLimited`).
 
-use super::{Change, PrimaryChange, SendLogChange};
+use super::{Change, PrimaryAsRead, PrimaryChange, SendLogChange};
 use crate::domain::channel::{ChannelRecord, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId};
 
@@ -61,8 +66,12 @@ pub enum CountChange {
 pub enum PrimaryEffect {
     /// Unchanged, whatever it is.
     Keep,
-    /// This channel becomes primary (the previous one is demoted by the same write).
-    Set,
+    /// This channel becomes primary if the marker still names `previous` (None: no channel),
+    /// else the read was stale; [`Effects::demote`] demotes that channel in the same write.
+    Set {
+        /// The primary as read.
+        previous: Option<ChannelId>,
+    },
     /// This channel is primary (else the read was stale) and stops being.
     Remove,
     /// This channel is not primary (else the read was stale); the marker stays.
@@ -99,14 +108,19 @@ pub struct Effects {
     pub channel: ChannelWrite,
     /// The user's primary marker.
     pub primary: PrimaryEffect,
+    /// The channel that stops being primary because this one becomes it: unless it still has
+    /// this version (else the read was stale), it is written with its flag off and its version
+    /// one higher.
+    pub demote: Option<PrimaryAsRead>,
     /// Remove this digest from the link index.
     pub unindex_link: Option<String>,
     /// Add this entry to the link index.
     pub index_link: Option<LinkEntry>,
     /// Admit or release a send in the recipient's log.
     pub send_log: Option<SendLogChange>,
-    /// The channel as the change writes it (None after a delete); `is_primary` as the change
-    /// leaves it, assuming no concurrent primary switch.
+    /// The channel as the change writes it (None after a delete), with `is_primary` as the
+    /// change leaves it. That is exact: every change of a channel's primary status writes the
+    /// channel (set, clear, demotion), so a change that read it otherwise is stale.
     pub written: Option<StoredChannel>,
 }
 
@@ -142,48 +156,64 @@ struct Parts<'c> {
     after: Option<&'c ChannelRecord>,
     count: CountChange,
     primary: PrimaryEffect,
+    /// The primary a `Set` replaces, as read.
+    previous: Option<PrimaryAsRead>,
     was_primary: bool,
     send_log: Option<SendLogChange>,
+}
+
+/// The marker effect of `change`, and the primary it replaces (only for a `Set`).
+fn primary_of(change: PrimaryChange, was_primary: bool) -> (PrimaryEffect, Option<PrimaryAsRead>) {
+    match (change, was_primary) {
+        (PrimaryChange::Keep, _) | (PrimaryChange::Clear, false) => (PrimaryEffect::Keep, None),
+        (PrimaryChange::Set { previous }, _) => (
+            PrimaryEffect::Set {
+                previous: previous.map(|p| p.id),
+            },
+            previous,
+        ),
+        (PrimaryChange::Clear, true) => (PrimaryEffect::Remove, None),
+    }
 }
 
 fn parts(change: &Change) -> Parts<'_> {
     match change {
         Change::Create {
             record,
-            make_primary,
+            primary,
             max_channels,
-        } => Parts {
-            subject: record,
-            before: None,
-            after: Some(record),
-            count: CountChange::Increment { max: *max_channels },
-            primary: if *make_primary {
-                PrimaryEffect::Set
-            } else {
-                PrimaryEffect::Keep
-            },
-            was_primary: false,
-            send_log: None,
-        },
+        } => {
+            let (primary, previous) = primary_of(*primary, false);
+            Parts {
+                subject: record,
+                before: None,
+                after: Some(record),
+                count: CountChange::Increment { max: *max_channels },
+                primary,
+                previous,
+                was_primary: false,
+                send_log: None,
+            }
+        }
         Change::Update {
             before,
             after,
             primary,
             was_primary,
             send_log,
-        } => Parts {
-            subject: after,
-            before: Some(before),
-            after: Some(after),
-            count: CountChange::Keep,
-            primary: match (primary, was_primary) {
-                (PrimaryChange::Keep, _) | (PrimaryChange::Clear, false) => PrimaryEffect::Keep,
-                (PrimaryChange::Set, _) => PrimaryEffect::Set,
-                (PrimaryChange::Clear, true) => PrimaryEffect::Remove,
-            },
-            was_primary: *was_primary,
-            send_log: send_log.clone(),
-        },
+        } => {
+            let (primary, previous) = primary_of(*primary, *was_primary);
+            Parts {
+                subject: after,
+                before: Some(before),
+                after: Some(after),
+                count: CountChange::Keep,
+                primary,
+                previous,
+                was_primary: *was_primary,
+                send_log: send_log.clone(),
+            }
+        }
         // A concurrent primary switch must make a delete stale either way: the marker is removed
         // only if it is this channel, and kept only if it is not.
         Change::Delete {
@@ -199,6 +229,7 @@ fn parts(change: &Change) -> Parts<'_> {
             } else {
                 PrimaryEffect::AssertNot
             },
+            previous: None,
             was_primary: *was_primary,
             send_log: None,
         },
@@ -214,6 +245,7 @@ pub fn effects(change: &Change) -> Effects {
         after,
         count,
         primary,
+        previous,
         was_primary,
         send_log,
     } = parts(change);
@@ -238,7 +270,7 @@ pub fn effects(change: &Change) -> Effects {
         ChannelWrite::Put { record, .. } => Some(StoredChannel {
             record: record.clone(),
             is_primary: match primary {
-                PrimaryEffect::Set => true,
+                PrimaryEffect::Set { .. } => true,
                 PrimaryEffect::Remove | PrimaryEffect::AssertNot => false,
                 PrimaryEffect::Keep => was_primary,
             },
@@ -255,6 +287,9 @@ pub fn effects(change: &Change) -> Effects {
         count,
         channel,
         primary,
+        // A channel read as primary already has the marker: there is nothing to demote, and a
+        // transaction may not write one item twice.
+        demote: previous.filter(|p| p.id != subject.id),
         unindex_link: old_link.filter(|_| link_moved).map(|l| l.digest_hex),
         index_link: new_link.filter(|_| link_moved),
         send_log,

@@ -3,7 +3,7 @@
 use super::*;
 use crate::domain::Strategy;
 use crate::domain::channel::test_support::{link, record};
-use crate::store::SendLogChange;
+use crate::store::{PrimaryAsRead, SendLogChange};
 
 fn email(s: &str) -> EmailAddress {
     EmailAddress::parse(s).unwrap()
@@ -25,13 +25,24 @@ fn update(before: &ChannelRecord, after: &ChannelRecord) -> Change {
     }
 }
 
+/// `r` written unchanged with `primary`, read as primary or not.
+fn marked(r: &ChannelRecord, primary: PrimaryChange, was_primary: bool) -> Change {
+    Change::Update {
+        before: r.clone(),
+        after: r.clone(),
+        primary,
+        was_primary,
+        send_log: None,
+    }
+}
+
 #[test]
 fn create_claims_its_value_counts_and_writes_version_one() {
     let mut r = record(None, false);
     r.version = 0;
     let e = effects(&Change::Create {
         record: r.clone(),
-        make_primary: false,
+        primary: PrimaryChange::Keep,
         max_channels: 50,
     });
     assert_eq!((e.user.clone(), e.id), (r.user_id.clone(), r.id));
@@ -60,11 +71,12 @@ fn create_for_auth_as_primary_with_a_link_claims_auth_sets_primary_and_indexes()
     r.used_for_auth = true;
     let e = effects(&Change::Create {
         record: r.clone(),
-        make_primary: true,
+        primary: PrimaryChange::Set { previous: None },
         max_channels: 50,
     });
     assert_eq!(e.claim_auth, Some(r.value.clone()));
-    assert_eq!(e.primary, PrimaryEffect::Set);
+    assert_eq!(e.primary, PrimaryEffect::Set { previous: None });
+    assert_eq!(e.demote, None);
     assert_eq!(e.written.map(|w| w.is_primary), Some(true));
     let entry = e.index_link.unwrap();
     assert_eq!(entry.digest_hex, r.link_digest_hex().unwrap());
@@ -128,22 +140,93 @@ fn primary_changes_map_with_what_was_read() {
     let cases = [
         (PrimaryChange::Keep, false, PrimaryEffect::Keep, false),
         (PrimaryChange::Keep, true, PrimaryEffect::Keep, true),
-        (PrimaryChange::Set, false, PrimaryEffect::Set, true),
-        (PrimaryChange::Set, true, PrimaryEffect::Set, true),
+        (
+            PrimaryChange::Set { previous: None },
+            false,
+            PrimaryEffect::Set { previous: None },
+            true,
+        ),
+        (
+            PrimaryChange::Set { previous: None },
+            true,
+            PrimaryEffect::Set { previous: None },
+            true,
+        ),
         (PrimaryChange::Clear, true, PrimaryEffect::Remove, false),
         (PrimaryChange::Clear, false, PrimaryEffect::Keep, false),
     ];
     for (primary, was_primary, effect, is_primary) in cases {
-        let e = effects(&Change::Update {
-            before: r.clone(),
-            after: r.clone(),
-            primary,
-            was_primary,
-            send_log: None,
-        });
+        let e = effects(&marked(&r, primary, was_primary));
         assert_eq!(e.primary, effect, "{primary:?} was_primary={was_primary}");
         assert_eq!(e.written.map(|w| w.is_primary), Some(is_primary));
     }
+}
+
+#[test]
+fn making_a_channel_primary_demotes_the_primary_read_at_its_version() {
+    let r = record(None, false);
+    let p = PrimaryAsRead {
+        id: ChannelId::new_random(),
+        version: 7,
+    };
+    let set = PrimaryChange::Set { previous: Some(p) };
+    let e = effects(&marked(&r, set, false));
+    // The marker must still name `p`, and `p` must still be at the version read.
+    assert_eq!(
+        e.primary,
+        PrimaryEffect::Set {
+            previous: Some(p.id)
+        }
+    );
+    assert_eq!(e.demote, Some(p));
+    assert_eq!(e.written.map(|w| w.is_primary), Some(true));
+    // A create made primary demotes the same way.
+    let mut new = record(None, false);
+    new.version = 0;
+    let e = effects(&Change::Create {
+        record: new,
+        primary: set,
+        max_channels: 50,
+    });
+    assert_eq!(e.demote, Some(p));
+    assert_eq!(e.written.map(|w| w.is_primary), Some(true));
+}
+
+#[test]
+fn only_a_set_demotes_and_never_the_channel_itself() {
+    let r = record(None, false);
+    let itself = PrimaryAsRead {
+        id: r.id,
+        version: r.version,
+    };
+    let e = effects(&marked(
+        &r,
+        PrimaryChange::Set {
+            previous: Some(itself),
+        },
+        true,
+    ));
+    assert_eq!(
+        e.primary,
+        PrimaryEffect::Set {
+            previous: Some(r.id)
+        }
+    );
+    assert_eq!(e.demote, None, "a transaction may not write one item twice");
+    for (primary, was_primary) in [
+        (PrimaryChange::Keep, true),
+        (PrimaryChange::Keep, false),
+        (PrimaryChange::Clear, true),
+        (PrimaryChange::Clear, false),
+    ] {
+        let e = effects(&marked(&r, primary, was_primary));
+        assert_eq!(e.demote, None, "{primary:?}");
+    }
+    let e = effects(&Change::Delete {
+        before: r.clone(),
+        was_primary: true,
+    });
+    assert_eq!(e.demote, None);
 }
 
 #[test]
