@@ -163,6 +163,16 @@ fn read_store(dir: &Path) -> Vec<Item> {
     items
 }
 
+/// Kills the server with SIGKILL: no clean shutdown, no flush.
+fn kill_9(server: &LocalServer) {
+    let pid = server.pid().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -9 {pid}");
+}
+
 /// One request; `None` once the server is gone (the writer then stops).
 async fn call(
     api: &cc_tests::Api,
@@ -268,12 +278,7 @@ async fn a_killed_local_server_leaves_a_consistent_store_that_reopens() {
             .map(|w| tokio::spawn(writer(server.api(), round * 100 + w, done.clone())))
             .collect();
         tokio::time::sleep(Duration::from_millis(50 + rng.next(400))).await;
-        let pid = server.pid().unwrap();
-        let killed = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success(), "kill -9 {pid}");
+        kill_9(&server);
         for w in writers {
             tokio::time::timeout(Duration::from_secs(20), w)
                 .await
@@ -300,4 +305,65 @@ async fn a_killed_local_server_leaves_a_consistent_store_that_reopens() {
         "the loop wrote something between kills: {writes}"
     );
     assert!(seen_items > 0, "the store holds data");
+}
+
+/// Group commit: concurrent creates share commits; the one whose condition fails (a value the
+/// user already has) fails alone, and every create answered `201` is on disk after a SIGKILL
+/// that follows the answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_concurrent_writes_is_durable_and_a_refused_one_fails_alone() {
+    const CREATES: usize = 64;
+    let server = LocalServer::start_with(Backend::Local, &[]).await;
+    let api = server.api();
+    let taken = api.create_ok("g0", "taken@example.com", false).await;
+    let requests: Vec<_> = (0..CREATES)
+        .map(|i| {
+            let api = server.api();
+            // Request 17 asks for the address g0 has already.
+            let (user, value) = match i {
+                17 => ("g0".to_owned(), "taken@example.com".to_owned()),
+                _ => (format!("g{}", i % 8), format!("v{i}@example.com")),
+            };
+            tokio::spawn(async move {
+                let body = json!({ "user_id": user, "type": "email", "value": value,
+                    "used_for_auth": true, "is_primary": i % 3 == 0 });
+                (i, user, api.create(&As::Server, body).await)
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for request in requests {
+        let (i, user, reply) = request.await.unwrap();
+        if i == 17 {
+            reply.assert_error(409, "CONTACT_CHANNEL_ALREADY_EXISTS");
+        } else {
+            answered.push((
+                user,
+                reply.assert_ok(201)["id"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    kill_9(&server);
+    let items = read_store(&server.data_dir);
+    let violations = check(&items, 5);
+    assert!(violations.is_empty(), "{violations:?}");
+    let stored: Vec<(String, String)> = items
+        .iter()
+        .filter_map(|item| {
+            let id = item["sk"].as_s().ok()?.strip_prefix("CH#")?;
+            Some((item["user_id"].as_s().ok()?.clone(), id.to_owned()))
+        })
+        .collect();
+    assert_eq!(
+        stored.len(),
+        CREATES,
+        "the first channel and 63 answered creates"
+    );
+    assert!(stored.contains(&("g0".to_owned(), taken)));
+    for channel in &answered {
+        assert!(
+            stored.contains(channel),
+            "{channel:?} was answered 201 but is not stored"
+        );
+    }
 }

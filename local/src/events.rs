@@ -5,8 +5,7 @@
 //! also writes the demoted channel (its version only, here); as on the stream, that write
 //! changes nothing but `is_primary` and maps to no event.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
@@ -16,6 +15,12 @@ use contact_channels::domain::{ChannelId, EmailAddress, UserId, now_millis};
 use contact_channels::events::{Commit, SOURCE, Written};
 use contact_channels::store::StoreError;
 use contact_channels::store::kv::{ChannelKey, KvTables, UserMeta};
+
+use crate::outbox::JsonLines;
+
+/// `events.jsonl` keeps about its newest this many bytes (thousands of events): what
+/// `/_dev/events` shows, and a data directory that does not grow with every write.
+pub const EVENTS_MAX_BYTES: u64 = 4 << 20;
 
 /// [`KvTables`] that notes every channel and meta write of a transaction, with what it
 /// replaced: the local counterpart of the table's stream.
@@ -151,64 +156,72 @@ impl<T: KvTables> KvTables for Recording<'_, T> {
 /// delivers (`id`, `source`, `detail-type`, `detail`).
 #[derive(Clone)]
 pub struct EventLog {
-    path: PathBuf,
     max_attempts: u32,
     /// Held from before a write transaction begins until its events are appended, so the file
-    /// has them in commit order; counts commits for the commit ids.
-    order: Arc<Mutex<u64>>,
+    /// has them in commit order.
+    order: Arc<Mutex<Order>>,
+}
+
+/// The file and the count of commits so far (for the commit ids), under one lock.
+pub struct Order {
+    commits: u64,
+    file: JsonLines,
 }
 
 impl EventLog {
     /// The log in `dir`; `max_attempts` is `MAX_CODE_ATTEMPTS`.
     pub fn open(dir: &Path, max_attempts: u32) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let file = JsonLines::open(dir.join("events.jsonl"), EVENTS_MAX_BYTES)?;
         Ok(EventLog {
-            path: dir.join("events.jsonl"),
             max_attempts,
-            order: Arc::new(Mutex::new(0)),
+            order: Arc::new(Mutex::new(Order { commits: 0, file })),
         })
     }
 
     /// Taken before a write transaction: commits and their events then keep one order.
-    pub fn order(&self) -> MutexGuard<'_, u64> {
+    pub fn order(&self) -> MutexGuard<'_, Order> {
         self.order.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends the events of one committed transaction. A failure is logged, not returned:
-    /// the change itself is committed.
-    pub fn append(&self, order: &mut u64, committed: &[Written]) {
-        *order += 1;
-        let commit = Commit {
-            id: format!("local-{}-{order}", now_millis()),
-            at_millis: now_millis(),
-            max_attempts: self.max_attempts,
-        };
+    /// Appends the events of one committed group, a commit id per change. A failure is logged,
+    /// not returned: the changes themselves are committed.
+    ///
+    /// Written with one `write` and no fsync: the lines are in the kernel's cache before the
+    /// requests are answered, so they survive the server being killed; a machine crash may
+    /// lose the last ones (the store has the state they describe, and a line torn there is
+    /// skipped). Lambda's events come from the table's stream instead, which keeps them.
+    pub fn append(&self, order: &mut Order, committed: &[Vec<Written>]) {
         let mut lines = String::new();
-        for event in committed.iter().flat_map(|c| c.events(&commit)) {
-            let envelope = json!({
-                "id": event.detail.event_id.clone(),
-                "source": SOURCE,
-                "detail-type": event.detail_type.as_str(),
-                "detail": event.detail,
-            });
-            lines.push('\n');
-            lines.push_str(&envelope.to_string());
+        for written in committed.iter().filter(|w| !w.is_empty()) {
+            order.commits += 1;
+            let commit = Commit {
+                id: format!("local-{}-{}", now_millis(), order.commits),
+                at_millis: now_millis(),
+                max_attempts: self.max_attempts,
+            };
+            for event in written.iter().flat_map(|c| c.events(&commit)) {
+                let envelope = json!({
+                    "id": event.detail.event_id.clone(),
+                    "source": SOURCE,
+                    "detail-type": event.detail_type.as_str(),
+                    "detail": event.detail,
+                });
+                lines.push('\n');
+                lines.push_str(&envelope.to_string());
+            }
         }
         if lines.is_empty() {
             return;
         }
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| f.write_all(lines.as_bytes()).and_then(|()| f.sync_data()));
-        if let Err(e) = written {
+        if let Err(e) = order.file.append(&lines) {
             tracing::warn!(error = %e, "cannot append to events.jsonl");
         }
     }
 
-    /// Every event so far, newest first.
+    /// Every event kept, newest first.
     pub async fn list(&self) -> std::io::Result<Vec<Value>> {
-        crate::outbox::read_jsonl_newest_first(&self.path).await
+        let path = self.order().file.path.clone();
+        crate::outbox::read_jsonl_newest_first(&path).await
     }
 }

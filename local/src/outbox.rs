@@ -1,5 +1,6 @@
-//! The local mailer: every mail is appended to `DATA_DIR/outbox.jsonl` (kept across restarts)
-//! and printed to standard output, the console mailbox of `make run`. Recipients under the
+//! The local mailer: every mail is appended to `DATA_DIR/outbox.jsonl` (kept across restarts,
+//! the newest [`OUTBOX_MAX_BYTES`] of it) and printed to standard output, the console mailbox
+//! of `make run`. Recipients under the
 //! reserved `.invalid` domain are refused, so the delivery-failure path can be tried locally.
 
 use std::io::Write;
@@ -22,38 +23,94 @@ pub struct Delivered {
     pub sent_at_millis: i64,
 }
 
+/// The outbox keeps about its newest this many bytes (thousands of mails): a mailbox to try
+/// the API with, not an archive, and a data directory that does not grow with every send.
+pub const OUTBOX_MAX_BYTES: u64 = 4 << 20;
+
 #[derive(Clone)]
 pub struct Outbox {
-    path: PathBuf,
     echo: bool,
-    lock: Arc<Mutex<()>>,
+    file: Arc<Mutex<JsonLines>>,
 }
 
 impl Outbox {
     /// `echo` prints each mail to standard output as it is sent.
     pub fn open(dir: &Path, echo: bool) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
+        let file = JsonLines::open(dir.join("outbox.jsonl"), OUTBOX_MAX_BYTES)?;
         Ok(Outbox {
-            path: dir.join("outbox.jsonl"),
             echo,
-            lock: Arc::new(Mutex::new(())),
+            file: Arc::new(Mutex::new(file)),
         })
     }
 
-    /// Every mail sent so far, newest first. A line torn by a crash is skipped.
+    /// Every mail kept, newest first. A line torn by a crash is skipped.
     pub async fn list(&self) -> std::io::Result<Vec<Delivered>> {
-        let _guard = self.lock.lock().await;
-        read_jsonl_newest_first(&self.path).await
+        let file = self.file.lock().await;
+        read_jsonl_newest_first(&file.path).await
+    }
+}
+
+/// A JSON-lines file appended to, of which only about the newest `max_bytes` are kept: past
+/// that, the older half is dropped.
+pub(crate) struct JsonLines {
+    pub(crate) path: PathBuf,
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl JsonLines {
+    pub(crate) fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<JsonLines> {
+        let bytes = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(JsonLines {
+            path,
+            bytes,
+            max_bytes,
+        })
     }
 
-    fn append(&self, line: &str) -> std::io::Result<()> {
+    /// Appends `lines`, each preceded by a newline (which ends any line a crash tore, so the
+    /// next one parses on its own), with one `write` and no fsync: see the callers for what
+    /// that costs.
+    pub(crate) fn append(&mut self, lines: &str) -> std::io::Result<()> {
+        if self.bytes + lines.len() as u64 > self.max_bytes {
+            self.drop_older_half()?;
+        }
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)?;
-        // A leading newline ends any line a crash tore, so this one parses on its own.
-        file.write_all(format!("\n{line}").as_bytes())?;
-        file.sync_data()
+        file.write_all(lines.as_bytes())?;
+        self.bytes += lines.len() as u64;
+        Ok(())
+    }
+
+    /// Rewrites the file with its newest half, by renaming a copy over it: a crash leaves the
+    /// old file or the new one. Each rewrite copies half of what was appended since the last,
+    /// so appending stays linear.
+    fn drop_older_half(&mut self) -> std::io::Result<()> {
+        let text = match std::fs::read(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let half = text
+            .len()
+            .saturating_sub(usize::try_from(self.max_bytes / 2).unwrap_or(0));
+        let start = text[half..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |i| half + i);
+        let kept = &text[start..];
+        let tmp = self.path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, kept)?;
+        std::fs::rename(&tmp, &self.path)?;
+        self.bytes = kept.len() as u64;
+        Ok(())
     }
 }
 
@@ -89,11 +146,14 @@ impl Mailer for Outbox {
             sent_at_millis: contact_channels::domain::now_millis(),
         };
         let line = serde_json::to_string(&delivered).map_err(|e| MailError(e.to_string()))?;
-        let _guard = self.lock.lock().await;
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.append(&line))
-            .await
-            .map_err(|e| MailError(e.to_string()))?
+        // Not fsynced: the line is in the kernel's cache once `send` returns, so killing the
+        // server loses nothing; a machine crash may lose the last mails. A mail service can
+        // lose accepted mail too: the user asks again, and the send was already counted
+        // against the address's limits in the store, so a lost mail cannot bypass them. An
+        // fsync per mail cost more than the rest of a send. For the same reason the write is
+        // not worth a blocking-pool thread.
+        let mut file = self.file.lock().await;
+        file.append(&format!("\n{line}"))
             .map_err(|e| MailError(e.to_string()))?;
         if self.echo {
             let rule = "-".repeat(72);
@@ -130,6 +190,33 @@ mod tests {
         let list = reopened.list().await.unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].to, "b@example.com");
+    }
+
+    #[test]
+    fn a_capped_file_keeps_its_newest_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let mut file = JsonLines::open(path.clone(), 1000).unwrap();
+        for i in 0..500 {
+            file.append(&format!("\n{{\"n\":{i}}}")).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() <= 1000, "{}", text.len());
+        let kept: Vec<u32> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.trim_start_matches("{\"n\":")
+                    .trim_end_matches('}')
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(kept.len() > 40, "{}", kept.len());
+        assert_eq!(kept.last(), Some(&499));
+        assert!(kept.windows(2).all(|w| w[1] == w[0] + 1));
+        let reopened = JsonLines::open(path, 1000).unwrap();
+        assert_eq!(reopened.bytes, text.len() as u64);
     }
 
     #[tokio::test]

@@ -1,0 +1,336 @@
+//! `make bench`, local part: CPU per request of the local server (embedded store, outbox) for
+//! each operation under 16 concurrent keep-alive connections, beside the same figure for a peer
+//! (issue 13), with throughput, latency, peak memory and the data directory's size after churn.
+//! Bounded by count; loopback only. Every answer's status is asserted, so a run that measured
+//! errors (a 429, a 409) fails instead of printing fast numbers.
+
+// A benchmark: a panic is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cc_tests::{Api, As, Backend, LocalServer, six_digits};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Requests per operation: at 100 ticks a second, enough for a tenth of a tick per request.
+const N: usize = 2_000;
+const CONNECTIONS: usize = 16;
+/// Churn after the measured operations: this many channels created, every other one deleted.
+const CHURN: usize = 6_000;
+
+/// ms of CPU per request of django-allauth's headless e-mail API (gunicorn + SQLite, 16
+/// connections), measured in 2026 on this machine (issue 13).
+const PEER_MS: [(&str, f64); 6] = [
+    ("list", 1.97),
+    ("add", 5.79),
+    ("make primary", 4.65),
+    ("send-verification", 3.61),
+    ("verify", 5.83),
+    ("delete", 4.29),
+];
+const TARGET_RATIO: f64 = 20.0;
+const TARGET_RSS_MIB: f64 = 32.0;
+const TARGET_BYTES_PER_CHANNEL: f64 = 2048.0;
+
+/// One request of an operation: method, path and body; the status it must get.
+struct Call {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    status: u16,
+}
+
+struct Measured {
+    name: &'static str,
+    cpu_ms_per_request: f64,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// utime + stime of `pid`, in clock ticks (proc(5): fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/pid/stat");
+    // The command name may hold spaces; the fields after it do not.
+    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Field 3 (state) is the first after the name, so field k is at index k - 3.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn status_kib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Bytes of every file under `dir`, by name.
+fn files(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            out.extend(files(&entry.path()));
+        } else {
+            out.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+        }
+    }
+    out
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Sends `calls` over `CONNECTIONS` connections (each task its own client, so each its own
+/// kept-alive connection), asserting every status; answers the bodies in call order.
+async fn drive(base: &str, calls: Vec<Call>) -> (Vec<Value>, Vec<Duration>, Duration) {
+    let calls = Arc::new(calls);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (calls, next) = (calls.clone(), next.clone());
+            let api = Api::new(base);
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(call) = calls.get(i) else {
+                        return done;
+                    };
+                    let started = Instant::now();
+                    let mut request = api.request(call.method.clone(), &call.path, &As::Server);
+                    if let Some(body) = &call.body {
+                        request = request.json(body);
+                    }
+                    let response = request.send().await.expect("request");
+                    let status = response.status().as_u16();
+                    let text = response.text().await.expect("body");
+                    let took = started.elapsed();
+                    assert_eq!(status, call.status, "{} {}: {text}", call.method, call.path);
+                    done.push((i, serde_json::from_str(&text).unwrap_or(Value::Null), took));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("a connection task"));
+    }
+    let wall = start.elapsed();
+    all.sort_by_key(|(i, _, _)| *i);
+    let latencies = all.iter().map(|(_, _, t)| *t).collect();
+    (
+        all.into_iter().map(|(_, b, _)| b).collect(),
+        latencies,
+        wall,
+    )
+}
+
+/// Runs one operation and measures the server's CPU across it.
+async fn measure(
+    server: &LocalServer,
+    name: &'static str,
+    calls: Vec<Call>,
+    ticks_per_second: f64,
+    results: &mut Vec<Measured>,
+) -> Vec<Value> {
+    let pid = server.pid().unwrap();
+    let count = calls.len();
+    let before = cpu_ticks(pid);
+    let (bodies, mut latencies, wall) = drive(&server.base, calls).await;
+    let ticks = cpu_ticks(pid) - before;
+    latencies.sort();
+    results.push(Measured {
+        name,
+        cpu_ms_per_request: ticks as f64 * 1000.0 / ticks_per_second / count as f64,
+        per_second: count as f64 / wall.as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    });
+    bodies
+}
+
+fn create(user: &str, value: &str) -> Call {
+    let body = json!({ "user_id": user, "type": "email", "value": value, "used_for_auth": true });
+    Call {
+        method: Method::POST,
+        path: "/api/v1/contact-channels".into(),
+        body: Some(body),
+        status: 201,
+    }
+}
+
+fn delete(user: &str, id: &str) -> Call {
+    Call {
+        method: Method::DELETE,
+        path: format!("/api/v1/contact-channels/{user}/{id}"),
+        body: None,
+        status: 200,
+    }
+}
+
+fn channel_ids(bodies: &[Value]) -> Vec<String> {
+    bodies
+        .iter()
+        .map(|b| b["id"].as_str().expect("a channel id").to_owned())
+        .collect()
+}
+
+#[tokio::main]
+async fn main() {
+    // Limits far above what the bench does, so that it measures writes, not refusals.
+    let env = [
+        ("SEND_COOLDOWN_SECONDS", "0"),
+        ("MAX_SENDS_PER_DAY", "1000"),
+        ("MAX_CHANNELS_PER_USER", "1000"),
+    ];
+    let server = LocalServer::start_with(Backend::Local, &env).await;
+    let pid = server.pid().unwrap();
+    let hz = clock_ticks_per_second();
+    let base = "/api/v1/contact-channels";
+    let users: Vec<String> = (0..N).map(|i| format!("u{i}")).collect();
+    let address = |i: usize| format!("u{i}@example.com");
+    let mut results = Vec::new();
+
+    // Each user gets a first channel (left alone) and a second one that every operation works
+    // on, so that making it primary moves the marker and deleting it is not the last channel.
+    let firsts = (0..N).map(|i| create(&users[i], &format!("first{i}@example.com")));
+    drive(&server.base, firsts.collect()).await;
+    let adds = (0..N).map(|i| create(&users[i], &address(i))).collect();
+    let ids = channel_ids(&measure(&server, "add", adds, hz, &mut results).await);
+
+    let lists = users.iter().map(|u| Call {
+        method: Method::GET,
+        path: format!("{base}?user_id={u}"),
+        body: None,
+        status: 200,
+    });
+    let listed = measure(&server, "list", lists.collect(), hz, &mut results).await;
+    assert!(
+        listed
+            .iter()
+            .all(|l| l["items"].as_array().unwrap().len() == 2)
+    );
+
+    let primaries = (0..N).map(|i| Call {
+        method: Method::PATCH,
+        path: format!("{base}/{}/{}", users[i], ids[i]),
+        body: Some(json!({ "is_primary": true })),
+        status: 200,
+    });
+    measure(
+        &server,
+        "make primary",
+        primaries.collect(),
+        hz,
+        &mut results,
+    )
+    .await;
+
+    let sends = (0..N).map(|i| Call {
+        method: Method::POST,
+        path: format!("{base}/{}/{}/send-verification-code", users[i], ids[i]),
+        body: Some(json!({ "strategy": "email_code" })),
+        status: 200,
+    });
+    let name = "send-verification";
+    measure(&server, name, sends.collect(), hz, &mut results).await;
+
+    // Read outside the measured spans: the mailbox page reads the whole outbox.
+    let mailbox = server.api().mailbox().await;
+    let mut codes: HashMap<String, String> = HashMap::new();
+    for mail in mailbox.iter().rev() {
+        let code = six_digits(mail["text"].as_str().unwrap_or_default());
+        codes.insert(mail["to"].as_str().unwrap().to_owned(), code.unwrap());
+    }
+    let verifies = (0..N).map(|i| Call {
+        method: Method::POST,
+        path: format!("{base}/{}/{}/attempt-verification", users[i], ids[i]),
+        body: Some(json!({ "code": codes[&address(i)] })),
+        status: 200,
+    });
+    let verified = measure(&server, "verify", verifies.collect(), hz, &mut results).await;
+    assert!(verified.iter().all(|c| c["is_verified"] == true));
+
+    let deletes = (0..N).map(|i| delete(&users[i], &ids[i]));
+    measure(&server, "delete", deletes.collect(), hz, &mut results).await;
+
+    // Churn: many channels come and go; half of them stay.
+    let churn_users: Vec<String> = (0..CHURN).map(|i| format!("c{i}")).collect();
+    let creates = (0..CHURN).map(|i| create(&churn_users[i], &format!("c{i}@example.com")));
+    let churned = channel_ids(&drive(&server.base, creates.collect()).await.0);
+    let deletes = (0..CHURN)
+        .step_by(2)
+        .map(|i| delete(&churn_users[i], &churned[i]));
+    drive(&server.base, deletes.collect()).await;
+    let live = N + CHURN / 2;
+
+    // target/<profile>/deps/<bench>: the server binary is the one of the same profile.
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.ancestors().nth(2).and_then(Path::file_name).unwrap();
+    println!(
+        "\nLocal server (profile {}), {CONNECTIONS} keep-alive connections, {N} requests per \
+         operation; server CPU = utime + stime of its process.\nPeer: django-allauth headless \
+         e-mail API on gunicorn + SQLite, same operations, measured 2026 on this machine.\n",
+        profile.to_string_lossy()
+    );
+    println!(
+        "| operation         | CPU ms/req | peer ms/req | peer/ours | ≥{TARGET_RATIO}×  | req/s  | p50 ms | p99 ms |"
+    );
+    println!(
+        "|-------------------|------------|-------------|-----------|-------|--------|--------|--------|"
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (name, peer) in PEER_MS {
+        let m = results.iter().find(|m| m.name == name).unwrap();
+        let ratio = peer / m.cpu_ms_per_request.max(f64::MIN_POSITIVE);
+        let verdict = if ratio >= TARGET_RATIO { "ok" } else { "BELOW" };
+        println!(
+            "| {:<17} | {:>10.3} | {:>11.2} | {:>8.1}× | {verdict:<5} | {:>6.0} | {:>6.2} | {:>6.2} |",
+            m.name,
+            m.cpu_ms_per_request,
+            peer,
+            ratio,
+            m.per_second,
+            ms(m.p50),
+            ms(m.p99)
+        );
+    }
+
+    let rss = status_kib(pid, "VmHWM:") / 1024.0;
+    let files = files(&server.data_dir);
+    let bytes: u64 = files.iter().map(|(_, len)| len).sum();
+    let per_channel = bytes as f64 / live as f64;
+    let verdict = |ok: bool| if ok { "ok" } else { "ABOVE TARGET" };
+    println!(
+        "\nPeak RSS (VmHWM) after the bench: {rss:.1} MiB (target ≤ {TARGET_RSS_MIB} MiB: {})",
+        verdict(rss <= TARGET_RSS_MIB)
+    );
+    println!(
+        "Data directory after churn ({CHURN} created, {} deleted): {bytes} bytes for {live} live \
+         channels = {per_channel:.0} bytes per channel (target ≤ {TARGET_BYTES_PER_CHANNEL}: {})",
+        CHURN / 2,
+        verdict(per_channel <= TARGET_BYTES_PER_CHANNEL)
+    );
+    for (name, len) in files {
+        println!("  {name:<20} {len:>12} bytes");
+    }
+}
