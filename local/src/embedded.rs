@@ -646,6 +646,7 @@ impl ChannelStore for EmbeddedStore {
 mod tests {
     use super::*;
     use contact_channels::domain::now_millis;
+    use contact_channels::store::PrimaryChange;
 
     fn record(user: &str, value: &str) -> ChannelRecord {
         ChannelRecord {
@@ -661,12 +662,16 @@ mod tests {
         }
     }
 
-    fn create(record: &ChannelRecord) -> Change {
+    fn create_as(record: &ChannelRecord, primary: PrimaryChange) -> Change {
         Change::Create {
             record: record.clone(),
-            make_primary: true,
+            primary,
             max_channels: 100,
         }
+    }
+
+    fn create(record: &ChannelRecord) -> Change {
+        create_as(record, PrimaryChange::Keep)
     }
 
     fn count(store: &EmbeddedStore) -> usize {
@@ -735,24 +740,33 @@ mod tests {
     async fn concurrent_writes_all_land_and_conditions_hold_across_a_group() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        // 40 creates of 20 addresses for one user: exactly one of each pair gets through.
-        let tasks: Vec<_> = (0..40)
+        // 40 creates of 20 addresses for one user: exactly one of each pair gets through; and
+        // 5 more, each claiming to become the first primary: exactly one does.
+        let tasks: Vec<_> = (0..45)
             .map(|i| {
                 let store = store.clone();
-                let r = record("u", &format!("v{}@example.com", i % 20));
-                tokio::spawn(async move { store.apply(create(&r)).await.map(drop) })
+                let (address, primary) = match i {
+                    0..40 => (format!("v{}@example.com", i % 20), PrimaryChange::Keep),
+                    _ => (
+                        format!("p{i}@example.com"),
+                        PrimaryChange::Set { previous: None },
+                    ),
+                };
+                let r = record("u", &address);
+                tokio::spawn(async move { store.apply(create_as(&r, primary)).await.map(drop) })
             })
             .collect();
-        let mut created = 0;
+        let (mut created, mut stale) = (0, 0);
         for task in tasks {
             match task.await.unwrap() {
                 Ok(()) => created += 1,
+                Err(WriteError::Stale) => stale += 1,
                 Err(e) => assert_eq!(e, WriteError::ValueExists),
             }
         }
-        assert_eq!(created, 20);
+        assert_eq!((created, stale), (21, 4));
         let listed = store.list(&UserId::parse("u").unwrap()).await.unwrap();
-        assert_eq!(listed.len(), 20);
+        assert_eq!(listed.len(), 21);
         assert_eq!(listed.iter().filter(|c| c.is_primary).count(), 1);
     }
 
@@ -762,7 +776,8 @@ mod tests {
         let store = EmbeddedStore::open_with_cache(dir.path(), 64 << 10).unwrap();
         for i in 0..300 {
             let r = record(&format!("u{i}"), &format!("v{i}@example.com"));
-            store.apply(create(&r)).await.unwrap();
+            let primary = PrimaryChange::Set { previous: None };
+            store.apply(create_as(&r, primary)).await.unwrap();
         }
         drop(store);
         let store = EmbeddedStore::open_with_cache(dir.path(), 64 << 10).unwrap();
@@ -798,7 +813,6 @@ mod tests {
                     was_primary: false,
                 };
                 let store = store.clone();
-                // A user's primary is refused as stale (`was_primary: false`) and stays.
                 tokio::spawn(async move { store.apply(change).await })
             })
             .collect();
@@ -811,7 +825,7 @@ mod tests {
         let compacted = std::fs::metadata(&path).unwrap().len();
         assert!(compacted * 2 < sparse, "{sparse} bytes → {compacted}");
         let survivors = count(&store);
-        assert!((10..=60).contains(&survivors), "{survivors}");
+        assert_eq!(survivors, 10);
         // The claims of the deleted channels went with them; those of the survivors hold.
         let again = record("u1", &records[2000].value.to_string());
         store.apply(create(&again)).await.unwrap();
