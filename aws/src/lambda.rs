@@ -119,7 +119,7 @@ pub async fn run(
     // The secrets and the first DynamoDB connection (its TLS handshake is most of a cold
     // request's time) are set up side by side: Init waits for the slower of the two, and the
     // first request finds the connection open.
-    let warm_up = warm_up(&dynamodb, &table, function);
+    let warm_up = warm_up(&dynamodb, &table, function, config.dynamodb_warm_up);
     let (secrets, ()) = tokio::join!(fetch_secrets(&sdk, &config), warm_up);
     let fetched = secrets.and_then(|(verification, jwt)| {
         config
@@ -180,9 +180,14 @@ async fn fetch_secrets(
 
 /// One cheap read of a key that never exists, to open the pooled DynamoDB connection before the
 /// first request. A failure is only logged: the first request then pays the handshake.
-async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str, function: Function) {
+async fn warm_up(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    function: Function,
+    enabled: bool,
+) {
     use aws_sdk_dynamodb::types::AttributeValue;
-    if !function.reads() {
+    if !enabled || !function.reads() {
         return;
     }
     let read = client
