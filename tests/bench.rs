@@ -369,9 +369,11 @@ fn mb(bytes: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     println!("\n# make bench, {}\n", now_utc());
+    let skeleton = cc_tests::bin(SKELETON);
     println!(
-        "Machine: {}. Profile `perf` (opt-level s, thin LTO, 16 codegen units, panic abort, strip).",
-        machine()
+        "Machine: {}. Binaries from `{}` (profile `perf`: opt-level s, thin LTO, 16 codegen units, panic abort, strip).",
+        machine(),
+        skeleton.parent().unwrap().display()
     );
     println!(
         "`ratio` is ours / the skeleton's (`cc-skeleton`: lambda_http, tokio, aws-config, DynamoDB and SES v2 clients built at Init, a fixed 200)."

@@ -50,10 +50,19 @@ pub const SERVER_KEY: &str = "local-dev-server-key";
 pub const JWT_SECRET: &str = "local-dev-secret";
 
 /// A binary of this workspace, built by `cargo build --workspace --bins` (make test does it).
+/// `CC_BIN_DIR` points elsewhere (e.g. `target/perf`), so that a harness built in the dev
+/// profile, which builds in seconds, can measure the optimized binaries.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/<test> → target/debug/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let dir = match std::env::var_os("CC_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_owned(),
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),
