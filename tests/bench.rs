@@ -307,23 +307,23 @@ async fn new_channel(creator: &Function, user: &str) -> String {
 }
 
 /// The first request a cold binary gets in the peak-memory runs: one that does its real work.
-async fn first_event(binary: &str, creator: &Function) -> Value {
+async fn first_event(binary: &str, creator: Option<&Function>) -> Value {
     let user = format!("bench-{}", uuid_like());
     let path = |id: &str, rest: &str| format!("/api/v1/contact-channels/{user}/{id}{rest}");
     match binary {
         "cc-create" => create_event(&user, &format!("{user}@example.com")),
         "cc-list" | SKELETON => server_event("GET", "/api/v1/contact-channels", "user_id=u1", None),
         "cc-patch" => {
-            let id = new_channel(creator, &user).await;
+            let id = new_channel(creator.unwrap(), &user).await;
             let body = json!({ "used_for_auth": true });
             server_event("PATCH", &path(&id, ""), "", Some(&body))
         }
         "cc-delete" => {
-            let id = new_channel(creator, &user).await;
+            let id = new_channel(creator.unwrap(), &user).await;
             server_event("DELETE", &path(&id, ""), "", None)
         }
         "cc-send-verification" => {
-            let id = new_channel(creator, &user).await;
+            let id = new_channel(creator.unwrap(), &user).await;
             let body = json!({ "strategy": "email_code" });
             server_event(
                 "POST",
@@ -333,7 +333,7 @@ async fn first_event(binary: &str, creator: &Function) -> Value {
             )
         }
         "cc-attempt" => {
-            let id = new_channel(creator, &user).await;
+            let id = new_channel(creator.unwrap(), &user).await;
             let body = json!({ "code": "123456" });
             server_event("POST", &path(&id, "/attempt-verification"), "", Some(&body))
         }
@@ -362,6 +362,11 @@ fn zip_bytes(binary: &str) -> (u64, u64) {
     (std::fs::metadata(&path).unwrap().len(), zip)
 }
 
+/// Whether `binary` was built: a partial build still yields the figures of what is there.
+fn built(binary: &&str) -> bool {
+    cc_tests::bin_dir().join(binary).exists()
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
@@ -379,20 +384,27 @@ async fn main() {
         "`ratio` is ours / the skeleton's (`cc-skeleton`: lambda_http, tokio, aws-config, DynamoDB and SES v2 clients built at Init, a fixed 200)."
     );
     let mut targets: Vec<String> = Vec::new();
+    let all: Vec<&str> = FUNCTIONS.iter().chain([&SKELETON]).copied().collect();
+    let (binaries, missing): (Vec<&str>, Vec<&str>) = all.into_iter().partition(built);
+    assert!(built(&SKELETON), "the skeleton is the yardstick: build it");
+    if !missing.is_empty() {
+        println!("\n**Not built, so not measured: {}.**", missing.join(", "));
+    }
+    let functions: Vec<&str> = binaries
+        .iter()
+        .copied()
+        .filter(|b| *b != SKELETON)
+        .collect();
 
     // (c) zip sizes: no process to run, so first.
-    let sizes: BTreeMap<&str, (u64, u64)> = FUNCTIONS
-        .iter()
-        .chain([&SKELETON])
-        .map(|b| (*b, zip_bytes(b)))
-        .collect();
+    let sizes: BTreeMap<&str, (u64, u64)> = binaries.iter().map(|b| (*b, zip_bytes(b))).collect();
     let skeleton_zip = sizes[SKELETON].1;
     println!(
         "\n## Zip per function (`bootstrap` deflated as `make build` does; MB = 10^6 bytes)\n"
     );
     println!("| binary               | binary MB | zip MB | ratio |");
     println!("|----------------------|-----------|--------|-------|");
-    for b in FUNCTIONS.iter().chain([&SKELETON]) {
+    for b in &binaries {
         let (bin, zip) = sizes[b];
         let ratio = zip as f64 / skeleton_zip as f64;
         println!(
@@ -401,7 +413,7 @@ async fn main() {
             mb(zip)
         );
     }
-    for b in FUNCTIONS {
+    for &b in &functions {
         let ratio = sizes[b].1 as f64 / skeleton_zip as f64;
         let (limit, what) = if b == SENDS_MAIL {
             (1.1, "≤ 1.1 × skeleton")
@@ -422,8 +434,13 @@ async fn main() {
     let table = moto.new_table().await;
     let sender = moto.new_sender().await;
     let env = |mode| lambda_env(&tls, &table, &sender, mode);
-    let creator = Function::start("cc-create", &env(Mode::WarmUp)).await;
-    ready(&creator, "cc-create").await;
+    let creator = if built(&"cc-create") {
+        let f = Function::start("cc-create", &env(Mode::WarmUp)).await;
+        ready(&f, "cc-create").await;
+        Some(f)
+    } else {
+        None
+    };
 
     // (a) init, interleaved so that a slow moment of the machine hits every binary alike.
     let modes = [Mode::WarmUp, Mode::NoWarmUp, Mode::NoWarmUpNoJwks];
@@ -431,9 +448,9 @@ async fn main() {
     let envs: Vec<(Mode, Vec<(String, String)>)> = modes.iter().map(|m| (*m, env(*m))).collect();
     for _ in 0..INIT_RUNS {
         for (mode, env) in &envs {
-            for b in FUNCTIONS.iter().chain([&SKELETON]) {
+            for &b in &binaries {
                 let t = init_time(b, env).await;
-                init.entry((*mode, *b)).or_default().push(t);
+                init.entry((*mode, b)).or_default().push(t);
             }
         }
     }
@@ -454,10 +471,10 @@ async fn main() {
     println!(
         "|----------------------|-----------------|-------|-----------------|-------|------------------|-------|"
     );
-    for b in FUNCTIONS.iter().chain([&SKELETON]) {
+    for &b in &binaries {
         let mut row = format!("| {b:<20} |");
         for mode in modes {
-            let (p50, p90) = init_p50[&(mode, *b)];
+            let (p50, p90) = init_p50[&(mode, b)];
             let skeleton = init_p50[&(mode, SKELETON)].0;
             row.push_str(&format!(
                 " {p50:>6.2} / {p90:>6.2} | {:>5.2} |",
@@ -466,7 +483,7 @@ async fn main() {
         }
         println!("{row}");
     }
-    for b in FUNCTIONS {
+    for &b in &functions {
         let skeleton = init_p50[&(Mode::NoWarmUp, SKELETON)].0;
         let off = init_p50[&(Mode::NoWarmUp, b)].0 / skeleton;
         let on = init_p50[&(Mode::WarmUp, b)].0 / init_p50[&(Mode::WarmUp, SKELETON)].0;
@@ -478,15 +495,19 @@ async fn main() {
     }
 
     // (b) the first request of a cold function vs the next ones, with and without the warm-up.
-    let cases = ["cc-list", "cc-patch", "cc-create"];
+    // Patching needs channels, made by a running cc-create.
+    let cases: Vec<&str> = ["cc-list", "cc-patch", "cc-create"]
+        .into_iter()
+        .filter(|b| built(b) && (*b == "cc-list" || creator.is_some()))
+        .collect();
     let mut first: BTreeMap<(&str, Mode), Vec<Duration>> = BTreeMap::new();
     let mut warm: BTreeMap<(&str, Mode), Vec<Duration>> = BTreeMap::new();
     for run in 0..COLD_RUNS {
-        for b in cases {
+        for &b in &cases {
             for mode in [Mode::WarmUp, Mode::NoWarmUp] {
                 let user = format!("bench-{run}-{}", uuid_like());
                 let channel = if b == "cc-patch" {
-                    Some(new_channel(&creator, &user).await)
+                    Some(new_channel(creator.as_ref().unwrap(), &user).await)
                 } else {
                     None
                 };
@@ -520,7 +541,7 @@ async fn main() {
     );
     println!("| function  | mode        | first           | warm            | first / warm |");
     println!("|-----------|-------------|-----------------|-----------------|--------------|");
-    for b in cases {
+    for &b in &cases {
         for mode in [Mode::WarmUp, Mode::NoWarmUp] {
             let (f50, f90) = p50_p90(first.get_mut(&(b, mode)).unwrap());
             let (w50, w90) = p50_p90(warm.get_mut(&(b, mode)).unwrap());
@@ -540,14 +561,21 @@ async fn main() {
 
     // (d) peak memory after the first response, as deployed.
     let mut rss: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    // All but these need a channel made by cc-create.
+    let standalone = ["cc-create", "cc-list", "cc-events", SKELETON];
+    let measured: Vec<&str> = binaries
+        .iter()
+        .copied()
+        .filter(|b| creator.is_some() || standalone.contains(b))
+        .collect();
     let mut cold_first: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for _ in 0..RSS_RUNS {
-        for b in FUNCTIONS.iter().chain([&SKELETON]) {
-            let event = first_event(b, &creator).await;
+        for &b in &measured {
+            let event = first_event(b, creator.as_ref()).await;
             let f = Function::start(b, &env(Mode::WarmUp)).await;
             ready(&f, b).await;
             let (t, answer) = invoke(&f, b, event).await;
-            if *b == "cc-events" {
+            if b == "cc-events" {
                 assert_eq!(answer["batchItemFailures"], json!([]), "log: {}", f.log());
             }
             cold_first.entry(b).or_default().push(t);
@@ -569,7 +597,7 @@ async fn main() {
     );
     println!("| binary               | peak RSS MiB | ratio | first request p50 ms |");
     println!("|----------------------|--------------|-------|----------------------|");
-    for b in FUNCTIONS.iter().chain([&SKELETON]) {
+    for &b in &measured {
         let kib = median(rss.get_mut(b).unwrap());
         let (t50, _) = p50_p90(cold_first.get_mut(b).unwrap());
         println!(
@@ -586,7 +614,9 @@ async fn main() {
         println!("- {t}");
     }
 
-    local_latency().await;
+    if built(&"contact-channels-local") {
+        local_latency().await;
+    }
 }
 
 fn count_roots(bundle: &Path) -> usize {
