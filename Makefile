@@ -145,8 +145,13 @@ test-openapi: $(VENV)/.openapi-$(SCHEMATHESIS_VERSION)-$(OPENAPI_VALIDATOR_VERSI
 	$(VENV)/bin/openapi-spec-validator --schema 3.1 openapi.json
 	$(CARGO) test -p cc-tests --test openapi_fuzz -- --include-ignored
 
-bench: ## Latency, memory and cold start, optimized build (profile perf); loopback only
-	$(CARGO) build --profile perf -p cc-local -p cc-list
-	$(CARGO) bench --profile perf -p cc-tests --bench api
+# One build of every measured binary (the seven functions, the skeleton they are compared with,
+# the local server), so all share one feature resolution; the benches then only build themselves
+# and run those binaries from target/perf/. Not part of CI: the figures depend on the machine.
+BENCHES := --bench api $(if $(wildcard tests/bench_local.rs),--bench local)
+
+bench: venv ## Init, cold/warm request over TLS, zip size and memory vs a bare skeleton; local server latency
+	$(CARGO) build --profile perf $(addprefix -p cc-,$(FUNCTIONS)) -p cc-skeleton -p cc-local
+	$(CARGO) bench --profile perf -p cc-tests $(BENCHES)
 
 test: check test-rust test-aws test-sam test-openapi test-sdk ## Everything: lints, unit, conformance, handler, SAM, black-box, fuzz and SDK tests

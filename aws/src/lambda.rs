@@ -144,7 +144,7 @@ pub async fn run(binary: Binary, mailer: Option<MailerFactory>) -> Result<(), la
     // The secrets and the first DynamoDB connection (its TLS handshake is most of a cold
     // request's time) are set up side by side: Init waits for the slower of the two, and the
     // first request finds the connection open.
-    let warm_up = warm_up(&dynamodb, &table);
+    let warm_up = warm_up(&dynamodb, &table, config.dynamodb_warm_up);
     let (secrets, ()) = tokio::join!(fetch_secrets(&sdk, &config), warm_up);
     let fetched = secrets.and_then(|(verification, jwt)| {
         config
@@ -209,8 +209,11 @@ pub const WARM_UP_KEY: &str = "WARM-UP";
 
 /// One cheap read of a key that never exists, to open the pooled DynamoDB connection before the
 /// first request. A failure is only logged: the first request then pays the handshake.
-async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) {
+async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str, enabled: bool) {
     use aws_sdk_dynamodb::types::AttributeValue;
+    if !enabled {
+        return;
+    }
     let read = client
         .get_item()
         .table_name(table)

@@ -136,6 +136,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Local server only.
     pub port: u16,
+    /// `DYNAMODB_WARM_UP`: whether a Lambda function opens its DynamoDB connection during Init.
+    /// Off only to measure what the warm-up saves (`make bench`).
+    pub dynamodb_warm_up: bool,
 }
 
 /// Every problem found in the environment, listed in one message.
@@ -244,6 +247,7 @@ impl Config {
             r.problem("TABLE_NAME is required");
         }
         let mail_from = r.get("MAIL_FROM");
+        let dynamodb_warm_up = r.flag("DYNAMODB_WARM_UP", true);
         let sends_mail = r.local || profile == (Profile::Lambda { sends_mail: true });
         if mailer == MailerKind::Ses && sends_mail && mail_from.is_none() {
             r.problem("MAIL_FROM is required");
@@ -267,6 +271,7 @@ impl Config {
             mailer,
             data_dir,
             port,
+            dynamodb_warm_up,
         })
     }
 }
@@ -301,6 +306,18 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
             Some(Ok(n)) if n >= min => n,
             Some(_) => {
                 self.problem(format!("{name} must be a whole number >= {min}"));
+                default
+            }
+        }
+    }
+
+    fn flag(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).as_deref().map(str::trim) {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                self.problem(format!("{name} must be true or false"));
                 default
             }
         }
@@ -535,6 +552,7 @@ mod tests {
         assert!(c.jwt.hs256_secret.is_some());
         assert_eq!(c.limits.max_code_attempts, 5);
         assert_eq!(c.app_name, "your app");
+        assert!(c.dynamodb_warm_up);
     }
 
     #[test]
@@ -614,9 +632,11 @@ mod tests {
                 ("SEND_COOLDOWN_SECONDS", "0"),
                 ("ALLOWED_CALLBACK_URLS", "https://app.example.com"),
                 ("APP_NAME", "Acme"),
+                ("DYNAMODB_WARM_UP", "false"),
             ]),
         )
         .unwrap();
+        assert!(!c.dynamodb_warm_up);
         assert_eq!(c.port, 0);
         assert_eq!(c.limits.max_channels_per_user, 3);
         assert_eq!(c.limits.send_cooldown_seconds, 0);

@@ -50,17 +50,27 @@ pub const SERVER_KEY: &str = "local-dev-server-key";
 pub const JWT_SECRET: &str = "local-dev-secret";
 
 /// A binary of this workspace, built by `cargo build --workspace --bins` (make test does it).
+/// `CC_BIN_DIR` points elsewhere (e.g. `target/perf`), so that a harness built in the dev
+/// profile, which builds in seconds, can measure the optimized binaries.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/<test> → target/debug/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(name);
+    let path = bin_dir().join(name);
     assert!(
         path.exists(),
         "{} is missing: run `make test` (or `cargo build --workspace --bins` first)",
         path.display()
     );
     path
+}
+
+/// Where [`bin`] looks for the binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CC_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.to_owned()
 }
 
 /// Collects a child's output stream line by line in a background thread.

@@ -183,25 +183,31 @@ pub struct Function {
     stderr: Arc<Mutex<String>>,
 }
 
+/// The command that runs `binary` (of this build's target directory) as Lambda would: the
+/// platform's variables, `env`, and nothing else from this process.
+pub fn lambda_command(binary: &str, runtime_api: &str, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(crate::bin(binary));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{binary}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]test")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 impl Function {
-    /// Starts `target/debug/<binary>` with `env` (and nothing else from this process).
+    /// Starts `target/<profile>/<binary>` with `env` (and nothing else from this process).
     pub async fn start(binary: &str, env: &[(String, String)]) -> Function {
         let api = RuntimeApi::start().await;
-        let mut cmd = Command::new(crate::bin(binary));
-        cmd.env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{binary}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]test")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut cmd = lambda_command(binary, &api.address, env);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start the function binary");
         let stderr = Arc::new(Mutex::new(String::new()));
         crate::capture_stream(child.stderr.take().expect("stderr"), stderr.clone());
@@ -234,6 +240,11 @@ impl Function {
                 self.log()
             ),
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the process wrote (its log).
