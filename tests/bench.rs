@@ -20,17 +20,8 @@ use cc_tests::moto::{REGION, moto, uuid_like};
 use cc_tests::runtime::{Function, Outcome, api_gateway_event, lambda_command};
 use cc_tests::{As, Backend, LocalServer, SERVER_KEY, six_digits};
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
-const FUNCTIONS: [&str; 7] = [
-    "cc-create",
-    "cc-list",
-    "cc-patch",
-    "cc-delete",
-    "cc-send-verification",
-    "cc-attempt",
-    "cc-events",
-];
+const FUNCTIONS: [&str; 7] = cc_tests::FUNCTION_BINARIES;
 const SKELETON: &str = "cc-skeleton";
 /// The one function that sends mail: the only one allowed to be bigger than the skeleton.
 const SENDS_MAIL: &str = "cc-send-verification";
@@ -246,14 +237,7 @@ async fn init_time(binary: &str, env: &[(String, String)]) -> Duration {
 async fn first_request(listener: &tokio::net::TcpListener) -> (Instant, String) {
     loop {
         let (mut stream, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
+        let head = cc_tests::read_head(&mut stream).await;
         let at = Instant::now();
         if !head.is_empty() {
             let text = String::from_utf8_lossy(&head);

@@ -840,7 +840,7 @@ async fn key_set_server(
     body: &'static str,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/.well-known/jwks.json",
@@ -852,13 +852,11 @@ async fn key_set_server(
         while let Ok((mut socket, _)) = listener.accept().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if !cc_tests::read_head(&mut socket)
+                    .await
+                    .ends_with(b"\r\n\r\n")
+                {
+                    return;
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
                 let reply = format!(
@@ -889,9 +887,7 @@ fn rs256_token(user: &str, private_pem: &[u8]) -> String {
 /// another key is refused, and an issuer answering an error status lets no token through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_fetches_the_issuers_key_set_on_first_use_and_checks_tokens_with_it() {
-    const JWKS: &str = include_str!("../shared/src/auth/testdata/jwks.json");
-    const RSA: &[u8] = include_bytes!("../shared/src/auth/testdata/rsa.pem");
-    const RSA_OTHER: &[u8] = include_bytes!("../shared/src/auth/testdata/rsa_other.pem");
+    use contact_channels::auth::testdata::{JWKS, RSA, RSA_OTHER};
     let (url, hits) = key_set_server(200, JWKS).await;
     let (vars, _) = env(&[("JWT_JWKS_URL", &url)]).await;
     let list = Function::start("cc-list", &vars).await;

@@ -253,15 +253,7 @@ fn the_document_is_compiled_into_the_list_function_only() {
             .windows(marker.len())
             .any(|w| w == marker)
     );
-    for name in [
-        "cc-create",
-        "cc-list",
-        "cc-patch",
-        "cc-delete",
-        "cc-send-verification",
-        "cc-attempt",
-        "cc-events",
-    ] {
+    for name in cc_tests::FUNCTION_BINARIES {
         let binary = std::fs::read(cc_tests::bin(name)).unwrap();
         let linked = binary.windows(marker.len()).any(|w| w == marker);
         assert_eq!(

@@ -49,6 +49,32 @@ pub enum MailSource {
 pub const SERVER_KEY: &str = "local-dev-server-key";
 pub const JWT_SECRET: &str = "local-dev-secret";
 
+/// The seven function binaries, in template order.
+pub const FUNCTION_BINARIES: [&str; 7] = [
+    "cc-create",
+    "cc-list",
+    "cc-patch",
+    "cc-delete",
+    "cc-send-verification",
+    "cc-attempt",
+    "cc-events",
+];
+
+/// Reads an HTTP/1 request head (up to the blank line) from `stream`; what arrived if the peer
+/// closed first.
+pub async fn read_head(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
+}
+
 /// A binary of this workspace, built by `cargo build --workspace --bins` (make test does it).
 /// `CC_BIN_DIR` points elsewhere (e.g. `target/perf`), so that a harness built in the dev
 /// profile, which builds in seconds, can measure the optimized binaries.

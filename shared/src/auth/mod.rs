@@ -261,3 +261,15 @@ impl Authenticator {
 
 #[cfg(test)]
 mod tests;
+
+/// A key set and the private keys of the tests (RS256, `kid` `rsa-1`; the other key signs with
+/// the same `kid` but is not in the set). Test doubles feature, like the in-memory store.
+#[cfg(any(test, feature = "memory-store"))]
+pub mod testdata {
+    /// The issuer's key set.
+    pub const JWKS: &str = include_str!("testdata/jwks.json");
+    /// The private key of `rsa-1` in [`JWKS`] (PKCS#8 PEM).
+    pub const RSA: &[u8] = include_bytes!("testdata/rsa.pem");
+    /// A private key that is not in [`JWKS`].
+    pub const RSA_OTHER: &[u8] = include_bytes!("testdata/rsa_other.pem");
+}

@@ -5,14 +5,12 @@ use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
+use super::testdata::{JWKS, RSA, RSA_OTHER};
 use super::*;
 use crate::config::{Secret, sha256_hex};
 
-const RSA: &[u8] = include_bytes!("testdata/rsa.pem");
-const RSA_OTHER: &[u8] = include_bytes!("testdata/rsa_other.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("testdata/rsa_public.pem");
 const EC: &[u8] = include_bytes!("testdata/ec.pem");
-const JWKS: &str = include_str!("testdata/jwks.json");
 const JWKS_OTHER: &str = include_str!("testdata/jwks_other.json");
 
 fn now() -> i64 {
