@@ -283,9 +283,9 @@ async fn main() {
     drive(&server.base, deletes.collect()).await;
     let live = N + CHURN / 2;
 
-    // target/<profile>/deps/<bench>: the server binary is the one of the same profile.
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.ancestors().nth(2).and_then(Path::file_name).unwrap();
+    // target/<profile> (or CC_BIN_DIR): where the server binary came from.
+    let bin_dir = cc_tests::bin_dir();
+    let profile = bin_dir.file_name().unwrap_or_default();
     println!(
         "\nLocal server (profile {}), {CONNECTIONS} keep-alive connections, {N} requests per \
          operation; server CPU = utime + stime of its process.\nPeer: django-allauth headless \

@@ -23,9 +23,9 @@ pub struct Delivered {
     pub sent_at_millis: i64,
 }
 
-/// The outbox keeps about its newest this many bytes (thousands of mails): a mailbox to try
+/// The outbox keeps about its newest this many bytes (about three thousand mails): a mailbox to try
 /// the API with, not an archive, and a data directory that does not grow with every send.
-pub const OUTBOX_MAX_BYTES: u64 = 4 << 20;
+pub const OUTBOX_MAX_BYTES: u64 = 2 << 20;
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -55,19 +55,26 @@ impl Outbox {
 /// that, the older half is dropped.
 pub(crate) struct JsonLines {
     pub(crate) path: PathBuf,
+    /// Open for appending, so an append is one `write`, not an open, a write and a close.
+    file: std::fs::File,
     bytes: u64,
     max_bytes: u64,
 }
 
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 impl JsonLines {
     pub(crate) fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<JsonLines> {
-        let bytes = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
+        let file = open_append(&path)?;
+        let bytes = file.metadata()?.len();
         Ok(JsonLines {
             path,
+            file,
             bytes,
             max_bytes,
         })
@@ -80,11 +87,7 @@ impl JsonLines {
         if self.bytes + lines.len() as u64 > self.max_bytes {
             self.drop_older_half()?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        file.write_all(lines.as_bytes())?;
+        self.file.write_all(lines.as_bytes())?;
         self.bytes += lines.len() as u64;
         Ok(())
     }
@@ -109,6 +112,7 @@ impl JsonLines {
         let tmp = self.path.with_extension("jsonl.tmp");
         std::fs::write(&tmp, kept)?;
         std::fs::rename(&tmp, &self.path)?;
+        self.file = open_append(&self.path)?;
         self.bytes = kept.len() as u64;
         Ok(())
     }
