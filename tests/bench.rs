@@ -446,7 +446,7 @@ async fn main() {
         "\n## Init: exec → first `GET /next` ({INIT_RUNS} interleaved runs each, ms, p50 / p90)\n"
     );
     println!(
-        "`JWT_JWKS_URL` set unless said. *warm-up on* is the function as deployed: its Init also opens the DynamoDB connection (TLS handshake with a {}-root trust store, one GetItem on moto), which the skeleton does not do; *warm-up off* (`DYNAMODB_WARM_UP=false`) makes no network call during Init, like the skeleton. `cc-create` and `cc-events` never warm up.\n",
+        "`JWT_JWKS_URL` set unless said. *warm-up on* is the function as deployed: its Init also opens the DynamoDB connection (TLS handshake with a {}-root trust store, one GetItem on moto), which the skeleton does not do; *warm-up off* (`DYNAMODB_WARM_UP=false`) makes no network call during Init, like the skeleton. `cc-events` never warms up (its first call is to EventBridge, from a stream batch).\n",
         count_roots(&tls.bundle)
     );
     println!(

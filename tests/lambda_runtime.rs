@@ -934,3 +934,18 @@ async fn a_function_fetches_the_issuers_key_set_on_first_use_and_checks_tokens_w
     );
     assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
 }
+
+/// AWS-LC, the SDK's TLS crypto, is built without CPU jitter entropy (`.cargo/config.toml`):
+/// with it, each cold start's first TLS handshake spent ~100 ms seeding the random generator
+/// (issue 13's bench). The binaries keep their symbol names in the profiles tests build.
+#[test]
+fn function_binaries_are_built_without_aws_lc_jitter_entropy() {
+    let marker = b"jent_read_entropy";
+    for name in cc_tests::FUNCTION_BINARIES {
+        let bytes = std::fs::read(cc_tests::bin(name)).unwrap();
+        assert!(
+            !bytes.windows(marker.len()).any(|w| w == marker),
+            "{name} links AWS-LC's CPU jitter entropy source"
+        );
+    }
+}
