@@ -18,7 +18,7 @@ use cc_ses::SesMailer;
 use cc_tests::moto::moto;
 use cc_tests::{link_token, six_digits};
 use contact_channels::Service;
-use contact_channels::http::endpoints;
+use contact_channels::http::Endpoint;
 use contact_channels::http::router;
 use serde_json::{Value, json};
 
@@ -74,7 +74,7 @@ async fn harness() -> Harness {
     Harness {
         app: router(
             Arc::new(Service::new(config, store).with_mailer(mailer)),
-            endpoints::ALL,
+            Endpoint::ALL,
         ),
         dynamo,
         ses_sender: sender,

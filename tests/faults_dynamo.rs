@@ -71,7 +71,7 @@ struct Rig {
     proxy: FaultProxy,
     direct: aws_sdk_dynamodb::Client,
     table: String,
-    service: Service,
+    service: Service<DynamoStore>,
     mailer: Arc<RecordingMailer>,
 }
 

@@ -40,7 +40,7 @@ struct Rig {
     direct: aws_sdk_dynamodb::Client,
     table: String,
     store: Arc<DynamoStore>,
-    service: Service,
+    service: Service<DynamoStore>,
     hasher: Hasher,
 }
 

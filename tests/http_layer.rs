@@ -11,7 +11,7 @@ use axum::body::Body;
 use cc_local::embedded::EmbeddedStore;
 use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
-use contact_channels::http::{MAX_BODY_BYTES, Route, endpoints, router};
+use contact_channels::http::{Endpoint, MAX_BODY_BYTES, Route, router};
 use serde_json::Value;
 
 struct Api {
@@ -24,10 +24,7 @@ fn api(serves: &[Route]) -> Api {
     let config = Config::from_lookup(Profile::Local, |_| None).unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
     Api {
-        router: router(
-            Arc::new(Service::new(config, store)),
-            &endpoints::of(serves),
-        ),
+        router: router(Arc::new(Service::new(config, store)), &Endpoint::of(serves)),
         _dir: dir,
     }
 }

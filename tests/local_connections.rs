@@ -14,7 +14,7 @@ use cc_local::embedded::EmbeddedStore;
 use cc_tests::{Backend, LocalServer, SERVER_KEY};
 use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
-use contact_channels::http::{endpoints, router};
+use contact_channels::http::{Endpoint, router};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -24,7 +24,7 @@ async fn spawn_with_short_timeouts() -> (SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::from_lookup(Profile::Local, |_| None).unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let app = router(Arc::new(Service::new(config, store)), endpoints::ALL);
+    let app = router(Arc::new(Service::new(config, store)), Endpoint::ALL);
     let limits = ConnLimits {
         header_timeout: Duration::from_millis(300),
         body_timeout: Duration::from_millis(300),

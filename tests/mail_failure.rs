@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use cc_local::embedded::EmbeddedStore;
 use cc_tests::six_digits;
 use contact_channels::Service;
-use contact_channels::http::endpoints;
+use contact_channels::http::Endpoint;
 use contact_channels::http::router;
 use contact_channels::mail::{Mail, MailError, Mailer};
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ fn harness(vars: &'static [(&'static str, &'static str)]) -> Harness {
     let mailer = Arc::new(FlakyMailer::default());
     let app = router(
         Arc::new(Service::new(config, store).with_mailer(mailer.clone())),
-        endpoints::ALL,
+        Endpoint::ALL,
     );
     Harness {
         app,

@@ -8,6 +8,7 @@ use contact_channels::Service;
 use contact_channels::config::{AcceptedSecret, Config, Profile, Secret};
 use contact_channels::http::{Endpoint, Route, router};
 use contact_channels::mail::Mailer;
+use contact_channels::store::ChannelStore;
 use contact_channels::telemetry::InvocationIds;
 
 use crate::dynamo::DynamoStore;
@@ -26,23 +27,35 @@ pub enum Function {
 }
 
 impl Function {
-    /// The endpoints this function serves. A `const fn`, so that a binary evaluates it at compile
-    /// time ([`Function::binary`]) and links only its own handlers.
-    pub const fn endpoints(self) -> &'static [Endpoint] {
-        use contact_channels::http::endpoints::*;
+    /// The endpoints this function serves, over a service on store `S` (the binaries:
+    /// `DynamoStore`). A `const fn`, so that a binary evaluates it at compile time
+    /// ([`Function::binary`]) and links only its own handlers, and (the service being generic
+    /// over its store) only the store operations they call.
+    pub const fn endpoints<S: ChannelStore + ?Sized + 'static>(self) -> &'static [Endpoint<S>] {
         match self {
-            Function::Create => &[CREATE],
-            Function::List => &[LIST, READ, OPENAPI],
-            Function::Patch => &[UPDATE],
-            Function::Delete => &[DELETE],
-            Function::SendVerification => &[SEND_VERIFICATION],
-            Function::Attempt => &[ATTEMPT_VERIFICATION, VERIFY_LINK, CHECK_LINK],
+            Function::Create => const { &[Endpoint::CREATE] },
+            Function::List => const { &[Endpoint::LIST, Endpoint::READ, Endpoint::OPENAPI] },
+            Function::Patch => const { &[Endpoint::UPDATE] },
+            Function::Delete => const { &[Endpoint::DELETE] },
+            Function::SendVerification => const { &[Endpoint::SEND_VERIFICATION] },
+            Function::Attempt => {
+                const {
+                    &[
+                        Endpoint::ATTEMPT_VERIFICATION,
+                        Endpoint::VERIFY_LINK,
+                        Endpoint::CHECK_LINK,
+                    ]
+                }
+            }
         }
     }
 
     /// The routes this function serves.
     pub fn routes(self) -> Vec<Route> {
-        self.endpoints().iter().map(|e| e.route).collect()
+        self.endpoints::<dyn ChannelStore>()
+            .iter()
+            .map(|e| e.route)
+            .collect()
     }
 
     /// What a function binary hands to [`run`]; use it in a `const` so that the endpoints are
@@ -76,7 +89,7 @@ impl Function {
 #[derive(Debug, Clone, Copy)]
 pub struct Binary {
     function: Function,
-    endpoints: &'static [Endpoint],
+    endpoints: &'static [Endpoint<DynamoStore>],
 }
 
 /// Logs an init failure and reports it to the Lambda Runtime API (`/runtime/init/error`), so

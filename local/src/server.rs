@@ -7,7 +7,7 @@ use cc_aws::jwks::HttpKeySet;
 use contact_channels::Service;
 use contact_channels::config::{Config, LOCAL_DEV_SERVER_KEY};
 use contact_channels::domain::{UserId, now_millis};
-use contact_channels::http::{endpoints, router};
+use contact_channels::http::{Endpoint, router};
 use serde_json::json;
 
 use crate::conn::ConnLimits;
@@ -75,7 +75,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         service = service.with_key_set(Arc::new(key_set));
     }
     let service = Arc::new(service);
-    let app = router(service.clone(), endpoints::ALL).merge(dev::router(
+    let app = router(service.clone(), Endpoint::ALL).merge(dev::router(
         service,
         backends.outbox,
         backends.events,

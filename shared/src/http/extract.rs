@@ -13,13 +13,14 @@ use crate::auth::Caller;
 use crate::domain::{ChannelId, USER_REF_RULE, UserRef};
 use crate::error::ApiError;
 use crate::service::{ChannelRef, ListChannels, Service};
+use crate::store::ChannelStore;
 
-impl FromRequestParts<Arc<Service>> for Caller {
+impl<S: ChannelStore + ?Sized> FromRequestParts<Arc<Service<S>>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        service: &Arc<Service>,
+        service: &Arc<Service<S>>,
     ) -> Result<Self, ApiError> {
         service.authenticate(&parts.headers).await
     }

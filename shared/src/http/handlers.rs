@@ -17,10 +17,11 @@ use crate::domain::channel::StoredChannel;
 use crate::domain::now_millis;
 use crate::error::ApiError;
 use crate::service::{ChannelRef, ListChannels, Service};
+use crate::store::ChannelStore;
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
-fn render(service: &Service, channel: &StoredChannel) -> ChannelBody {
+fn render<S: ChannelStore + ?Sized>(service: &Service<S>, channel: &StoredChannel) -> ChannelBody {
     ChannelBody::render(
         channel,
         now_millis(),
@@ -30,8 +31,8 @@ fn render(service: &Service, channel: &StoredChannel) -> ChannelBody {
 
 const SUCCESS: SuccessBody = SuccessBody { success: true };
 
-pub(super) async fn create(
-    State(service): State<Arc<Service>>,
+pub(super) async fn create<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     Body(request): Body<CreateRequest>,
 ) -> Result<(StatusCode, Json<ChannelBody>), ApiError> {
@@ -39,8 +40,8 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(render(&service, &created))))
 }
 
-pub(super) async fn list(
-    State(service): State<Arc<Service>>,
+pub(super) async fn list<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     query: ListChannels,
 ) -> Answer<ListBody> {
@@ -52,8 +53,8 @@ pub(super) async fn list(
     }))
 }
 
-pub(super) async fn read(
-    State(service): State<Arc<Service>>,
+pub(super) async fn read<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     at: ChannelRef,
 ) -> Answer<ChannelBody> {
@@ -61,8 +62,8 @@ pub(super) async fn read(
     Ok(Json(render(&service, &channel)))
 }
 
-pub(super) async fn update(
-    State(service): State<Arc<Service>>,
+pub(super) async fn update<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     at: ChannelRef,
     Body(request): Body<UpdateRequest>,
@@ -71,8 +72,8 @@ pub(super) async fn update(
     Ok(Json(render(&service, &channel)))
 }
 
-pub(super) async fn delete(
-    State(service): State<Arc<Service>>,
+pub(super) async fn delete<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     at: ChannelRef,
     Body(EmptyRequest {}): Body<EmptyRequest>,
@@ -81,8 +82,8 @@ pub(super) async fn delete(
     Ok(Json(SUCCESS))
 }
 
-pub(super) async fn send_verification(
-    State(service): State<Arc<Service>>,
+pub(super) async fn send_verification<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     at: ChannelRef,
     Body(request): Body<SendRequest>,
@@ -92,8 +93,8 @@ pub(super) async fn send_verification(
     Ok(Json(sent.into()))
 }
 
-pub(super) async fn attempt_verification(
-    State(service): State<Arc<Service>>,
+pub(super) async fn attempt_verification<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     caller: Caller,
     at: ChannelRef,
     Body(request): Body<CodeRequest>,
@@ -102,16 +103,16 @@ pub(super) async fn attempt_verification(
     Ok(Json(render(&service, &channel)))
 }
 
-pub(super) async fn verify_link(
-    State(service): State<Arc<Service>>,
+pub(super) async fn verify_link<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     Body(request): Body<TokenRequest>,
 ) -> Answer<SuccessBody> {
     service.verify_link(&request.code).await?;
     Ok(Json(SUCCESS))
 }
 
-pub(super) async fn check_link(
-    State(service): State<Arc<Service>>,
+pub(super) async fn check_link<S: ChannelStore + ?Sized>(
+    State(service): State<Arc<Service<S>>>,
     Body(request): Body<TokenRequest>,
 ) -> Answer<CheckBody> {
     service.check_link(&request.code).await?;

@@ -17,7 +17,7 @@ mod router;
 
 pub use error::json_response;
 pub use handlers::OPENAPI_JSON;
-pub use router::{Endpoint, Route, endpoints, router};
+pub use router::{Endpoint, Route, router};
 
 /// The largest body accepted (docs/api.md §1).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

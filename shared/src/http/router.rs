@@ -19,6 +19,7 @@ use super::handlers;
 use crate::domain::ChannelId;
 use crate::error::ApiError;
 use crate::service::Service;
+use crate::store::ChannelStore;
 use crate::telemetry;
 
 /// Every API route; each Lambda function serves a subset.
@@ -89,7 +90,7 @@ impl Route {
         }
     }
 
-    fn elsewhere(self) -> MethodRouter<Arc<Service>> {
+    fn elsewhere<S: ChannelStore + ?Sized + 'static>(self) -> MethodRouter<Arc<Service<S>>> {
         let (_, method) = self.path_and_method();
         match MethodFilter::try_from(method) {
             Ok(filter) => on(filter, || async { ApiError::RouteNotFound }),
@@ -98,25 +99,34 @@ impl Route {
     }
 }
 
-/// A route and the handler that serves it. A binary names the endpoints it serves with the
-/// constants of [`endpoints`], so that it links only their handlers and the service code they
-/// call: a `match` from [`Route`] to handler would put every handler (and the OpenAPI document)
-/// into every function.
-#[derive(Clone, Copy)]
-pub struct Endpoint {
+/// A route and the handler that serves it, over a service on store `S`. A binary names the
+/// endpoints it serves with the constants of `Endpoint` ([`Endpoint::CREATE`] …), so that it
+/// links only their handlers and the service and store code they call: a `match` from
+/// [`Route`] to handler would put every handler (and the OpenAPI document) into every
+/// function.
+pub struct Endpoint<S: ?Sized + 'static = dyn ChannelStore> {
     /// The route served.
     pub route: Route,
-    handler: fn(MethodFilter) -> MethodRouter<Arc<Service>>,
+    handler: fn(MethodFilter) -> MethodRouter<Arc<Service<S>>>,
 }
 
-impl std::fmt::Debug for Endpoint {
+// By hand: derived impls would require `S: Clone`, which no store (nor `dyn ChannelStore`) is.
+impl<S: ?Sized> Clone for Endpoint<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: ?Sized> Copy for Endpoint<S> {}
+
+impl<S: ?Sized> std::fmt::Debug for Endpoint<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Endpoint").field(&self.route).finish()
     }
 }
 
-impl Endpoint {
-    fn methods(self) -> MethodRouter<Arc<Service>> {
+impl<S: ChannelStore + ?Sized + 'static> Endpoint<S> {
+    fn methods(self) -> MethodRouter<Arc<Service<S>>> {
         let (_, method) = self.route.path_and_method();
         match MethodFilter::try_from(method) {
             Ok(filter) => (self.handler)(filter),
@@ -125,56 +135,47 @@ impl Endpoint {
     }
 }
 
-/// One constant per route, and [`ALL`](endpoints::ALL) for a process that serves the whole API.
-pub mod endpoints {
-    use axum::routing::on;
+/// One constant per route, [`ALL`](Endpoint::ALL) for a process that serves the whole API,
+/// and [`of`](Endpoint::of) for tests that serve a function's routes.
+macro_rules! endpoints {
+    ($($name:ident = $route:ident => $handler:expr;)*) => {
+        impl<S: ChannelStore + ?Sized + 'static> Endpoint<S> {
+            $(
+                #[doc = concat!("`", stringify!($route), "`, served by `", stringify!($handler), "`.")]
+                pub const $name: Self = Endpoint {
+                    route: Route::$route,
+                    handler: |f| on(f, $handler),
+                };
+            )*
 
-    use super::{Endpoint, Route, handlers};
+            /// Every endpoint, in [`Route::ALL`] order (the local server; it links every
+            /// handler).
+            pub const ALL: &'static [Self] = &[$(Self::$name),*];
 
-    macro_rules! endpoints {
-        ($($name:ident = $route:ident => $handler:ident;)*) => {$(
-            #[doc = concat!("`", stringify!($route), "`, served by `", stringify!($handler), "`.")]
-            pub const $name: Endpoint = Endpoint {
-                route: Route::$route,
-                handler: |f| on(f, handlers::$handler),
-            };
-        )*};
-    }
+            /// The endpoints of `routes` (tests that serve a function's routes; links every
+            /// handler).
+            pub fn of(routes: &[Route]) -> Vec<Self> {
+                Self::ALL
+                    .iter()
+                    .filter(|e| routes.contains(&e.route))
+                    .copied()
+                    .collect()
+            }
+        }
+    };
+}
 
-    endpoints! {
-        CREATE = Create => create;
-        LIST = List => list;
-        READ = Read => read;
-        UPDATE = Update => update;
-        DELETE = Delete => delete;
-        SEND_VERIFICATION = SendVerification => send_verification;
-        ATTEMPT_VERIFICATION = AttemptVerification => attempt_verification;
-        VERIFY_LINK = VerifyLink => verify_link;
-        CHECK_LINK = CheckLink => check_link;
-        OPENAPI = OpenApi => openapi;
-    }
-
-    /// Every endpoint, in [`Route::ALL`] order (the local server; it links every handler).
-    pub const ALL: &[Endpoint] = &[
-        CREATE,
-        LIST,
-        READ,
-        UPDATE,
-        DELETE,
-        SEND_VERIFICATION,
-        ATTEMPT_VERIFICATION,
-        VERIFY_LINK,
-        CHECK_LINK,
-        OPENAPI,
-    ];
-
-    /// The endpoints of `routes` (tests that serve a function's routes; links every handler).
-    pub fn of(routes: &[Route]) -> Vec<Endpoint> {
-        ALL.iter()
-            .filter(|e| routes.contains(&e.route))
-            .copied()
-            .collect()
-    }
+endpoints! {
+    CREATE = Create => handlers::create::<S>;
+    LIST = List => handlers::list::<S>;
+    READ = Read => handlers::read::<S>;
+    UPDATE = Update => handlers::update::<S>;
+    DELETE = Delete => handlers::delete::<S>;
+    SEND_VERIFICATION = SendVerification => handlers::send_verification::<S>;
+    ATTEMPT_VERIFICATION = AttemptVerification => handlers::attempt_verification::<S>;
+    VERIFY_LINK = VerifyLink => handlers::verify_link::<S>;
+    CHECK_LINK = CheckLink => handlers::check_link::<S>;
+    OPENAPI = OpenApi => handlers::openapi;
 }
 
 /// The methods a path accepts, for `405` and its `Allow` header.
@@ -190,8 +191,11 @@ fn allowed_on(path: &str) -> &'static [&'static str] {
 /// The router of a process that serves `serves`: the whole table, the contract's JSON errors
 /// for everything the framework would answer itself, the body limit, and one log line per
 /// request (method, route, status, time; never a body, code, token or address).
-pub fn router(service: Arc<Service>, serves: &[Endpoint]) -> Router {
-    let mut paths: Vec<(String, MethodRouter<Arc<Service>>)> = Vec::new();
+pub fn router<S: ChannelStore + ?Sized + 'static>(
+    service: Arc<Service<S>>,
+    serves: &[Endpoint<S>],
+) -> Router {
+    let mut paths: Vec<(String, MethodRouter<Arc<Service<S>>>)> = Vec::new();
     for &route in Route::ALL {
         let (path, _) = route.path_and_method();
         let endpoint = match serves.iter().find(|e| e.route == route) {

@@ -8,9 +8,9 @@ use crate::auth::Caller;
 use crate::domain::channel::{ChannelRecord, StoredChannel};
 use crate::domain::{ChannelId, EmailAddress, UserId, now_millis};
 use crate::error::{Action, ApiError};
-use crate::store::{Change, PrimaryAsRead, PrimaryChange, WriteError};
+use crate::store::{Change, ChannelStore, PrimaryAsRead, PrimaryChange, WriteError};
 
-impl Service {
+impl<S: ChannelStore + ?Sized> Service<S> {
     /// Creates a channel; `409`s in the contract's order (value, auth, count).
     pub async fn create(
         &self,

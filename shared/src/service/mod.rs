@@ -31,18 +31,23 @@ pub use commands::{
 };
 
 /// The use cases over one store, one mailer (if this process sends mail) and one config.
-pub struct Service {
+///
+/// Generic over the store, so that a Lambda binary (`Service<DynamoStore>`) links only the
+/// store operations its handlers call: behind `dyn ChannelStore` every method of the store's
+/// vtable, and the DynamoDB operations they use, would be in every function. A process that
+/// picks its store at run time (the local server, tests) uses the default, `dyn ChannelStore`.
+pub struct Service<S: ?Sized = dyn ChannelStore> {
     config: Config,
     auth: Authenticator,
     hasher: Hasher,
-    store: Arc<dyn ChannelStore>,
+    store: Arc<S>,
     /// `None` in a process that serves no route that sends mail (most Lambda functions).
     mailer: Option<Arc<dyn Mailer>>,
 }
 
-impl Service {
+impl<S: ChannelStore + ?Sized> Service<S> {
     /// A service over `store`, with no mailer and HS256/server-key authentication only.
-    pub fn new(config: Config, store: Arc<dyn ChannelStore>) -> Self {
+    pub fn new(config: Config, store: Arc<S>) -> Self {
         let auth = Authenticator::new(&config.jwt, config.server_key_digests.clone(), None);
         let hasher = config
             .accepted_verification_secrets

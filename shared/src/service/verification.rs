@@ -13,7 +13,7 @@ use crate::error::{Action, ApiError};
 use crate::mail::{Mail, MailKind, compose};
 use crate::rules::send_limits::SendLimits;
 use crate::rules::verification::{LinkRefusal, check_link, redeemed};
-use crate::store::{Change, PrimaryChange, RedeemError, SendLogChange, WriteError};
+use crate::store::{Change, ChannelStore, PrimaryChange, RedeemError, SendLogChange, WriteError};
 use crate::telemetry::{self, Metric};
 
 /// A send whose new code is stored and whose mail is ready to go.
@@ -41,7 +41,7 @@ fn millis(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-impl Service {
+impl<S: ChannelStore + ?Sized> Service<S> {
     /// Mails a new code or link, replacing any outstanding one. The new code is stored before
     /// the mail goes out, so a send needs no third write on success; if the mail service
     /// refuses, the previous state is put back and `502` answered.
