@@ -949,3 +949,29 @@ fn function_binaries_are_built_without_aws_lc_jitter_entropy() {
         );
     }
 }
+
+/// The service is generic over its store, so a function links only the DynamoDB operations its
+/// handlers call: `cc-list` no write at all, only `cc-attempt` (link redemption) `UpdateItem`.
+/// Behind `dyn ChannelStore` every function linked every operation of the store. Read from the
+/// symbol names, which the binaries keep in the profiles tests build: the functions that must
+/// link an operation prove the check can see it.
+#[test]
+fn each_function_links_only_the_dynamodb_writes_it_makes() {
+    let links =
+        |bytes: &[u8], marker: &str| bytes.windows(marker.len()).any(|w| w == marker.as_bytes());
+    for name in cc_tests::FUNCTION_BINARIES {
+        let bytes = std::fs::read(cc_tests::bin(name)).unwrap();
+        let transactions = !matches!(name, "cc-list" | "cc-events");
+        let updates = name == "cc-attempt";
+        assert_eq!(
+            links(&bytes, "TransactWriteItemsFluentBuilder"),
+            transactions,
+            "{name}: TransactWriteItems"
+        );
+        assert_eq!(
+            links(&bytes, "UpdateItemFluentBuilder"),
+            updates,
+            "{name}: UpdateItem"
+        );
+    }
+}
