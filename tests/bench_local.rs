@@ -282,6 +282,9 @@ async fn main() {
         .map(|i| delete(&churn_users[i], &churned[i]));
     drive(&server.base, deletes.collect()).await;
     let live = N + CHURN / 2;
+    // The server compacts its store when writes pause (local/src/embedded.rs,
+    // `IDLE_LOOK_AFTER`): the directory is measured as an idle server leaves it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // target/<profile> (or CC_BIN_DIR): where the server binary came from.
     let bin_dir = cc_tests::bin_dir();
@@ -325,8 +328,8 @@ async fn main() {
         verdict(rss <= TARGET_RSS_MIB)
     );
     println!(
-        "Data directory after churn ({CHURN} created, {} deleted): {bytes} bytes for {live} live \
-         channels = {per_channel:.0} bytes per channel (target ≤ {TARGET_BYTES_PER_CHANNEL}: {})",
+        "Data directory after churn ({CHURN} created, {} deleted) and 2 s idle: {bytes} bytes for \
+         {live} live channels = {per_channel:.0} bytes per channel (target ≤ {TARGET_BYTES_PER_CHANNEL}: {})",
         CHURN / 2,
         verdict(per_channel <= TARGET_BYTES_PER_CHANNEL)
     );

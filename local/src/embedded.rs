@@ -9,8 +9,9 @@
 //! most of a write's cost.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -48,16 +49,19 @@ pub const CACHE_BYTES: usize = 4 << 20;
 const MAX_GROUP: usize = 256;
 /// The file is compacted when it is more than this percentage of its live pages (and more than
 /// `COMPACT_SLACK_BYTES` above them): at start-up, and by the writer whenever the file has
-/// grown by `COMPACT_SLACK_BYTES` since the last look. redb reuses freed pages but never gives
-/// them back, so without this the file keeps the size of the busiest moment (a bench's churn
-/// left 12 MB for 5,000 channels). redb's compaction does not get the file below about 1.7×
-/// its live pages (issue 13's bench: 4.7 MB of pages, 8.2 MB of file), so a lower percentage
-/// would compact at every look.
+/// grown by `COMPACT_SLACK_BYTES` since the last look, every `LOOK_EVERY_COMMITS` commits, and
+/// when writes pause. redb reuses freed pages but never gives them back, so without this the
+/// file keeps the size of the busiest moment (a bench's churn left 12 MB for 5,000 channels).
+/// Even compacted, the file stays up to 2× its live pages: redb grows a file by doubling it and
+/// shrinks it only by half its trailing free space, and only while that is half the file
+/// (`try_shrink`); so a lower percentage would compact at every look for nothing.
 const COMPACT_PERCENT: u64 = 150;
 const COMPACT_SLACK_BYTES: u64 = 1 << 20;
 /// The writer also looks after this many commits (a look reads redb's page counts: well under
-/// a commit's cost).
+/// a commit's cost)…
 const LOOK_EVERY_COMMITS: u64 = 256;
+/// … and when no write has come for this long after the last look: the end of a burst.
+const IDLE_LOOK_AFTER: Duration = Duration::from_millis(500);
 
 fn failed(e: impl std::fmt::Display) -> StoreError {
     StoreError::new(e)
@@ -336,21 +340,44 @@ fn write_loop(
     // (redb's page counts), a compaction happens only when the file is sparse.
     let look_again = |bytes: u64| bytes.saturating_add(COMPACT_SLACK_BYTES);
     let mut look_at = look_again(file_bytes(path).unwrap_or(0));
+    let look = |look_at: &mut u64| {
+        let mut db = db.write().unwrap_or_else(|e| e.into_inner());
+        match compact_if_sparse(&mut db, path) {
+            Ok(bytes) => *look_at = look_again(bytes),
+            Err(e) => tracing::warn!(error = %e.0, "cannot compact the embedded store"),
+        }
+    };
     let mut commits: u64 = 0;
-    while let Ok(first) = jobs.recv() {
+    // Commits since the last look.
+    let mut unlooked: u64 = 0;
+    loop {
+        let first = match jobs.recv_timeout(IDLE_LOOK_AFTER) {
+            Ok(job) => job,
+            // Idle after writes: look now, so that a burst's deletes do not leave the file
+            // sparse until the next burst; then wait as long as it takes.
+            Err(RecvTimeoutError::Timeout) => {
+                if unlooked > 0 {
+                    look(&mut look_at);
+                    unlooked = 0;
+                }
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let mut group = vec![first];
         group.extend(jobs.try_iter().take(MAX_GROUP - 1));
         commit_group(&shared(db), events, group);
         // Deletes free pages without growing the file: look now and then as well.
         commits = commits.wrapping_add(1);
+        unlooked += 1;
         let due = commits.is_multiple_of(LOOK_EVERY_COMMITS);
         match file_bytes(path) {
             Ok(bytes) if due || bytes > look_at => {
-                let mut db = db.write().unwrap_or_else(|e| e.into_inner());
-                match compact_if_sparse(&mut db, path) {
-                    Ok(bytes) => look_at = look_again(bytes),
-                    Err(e) => tracing::warn!(error = %e.0, "cannot compact the embedded store"),
-                }
+                look(&mut look_at);
+                unlooked = 0;
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e.0, "cannot read the embedded store's size"),
@@ -556,6 +583,9 @@ impl KvTables for Tables<'_> {
         read_meta(&self.users, user)
     }
     fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
+        if *meta == UserMeta::default() {
+            return self.users.remove(user.as_str()).map(drop).map_err(failed);
+        }
         let bytes = encode(meta)?;
         self.users
             .insert(user.as_str(), bytes.as_slice())
@@ -847,6 +877,55 @@ mod tests {
         let compacted = std::fs::metadata(&path).unwrap().len();
         assert!(compacted * 2 < sparse, "{sparse} bytes → {compacted}");
         assert_eq!(count(&store), 10 + LOOK_EVERY_COMMITS as usize);
+    }
+
+    #[tokio::test]
+    async fn the_writer_compacts_when_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channels.redb");
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        churn(&store).await;
+        let sparse = std::fs::metadata(&path).unwrap().len();
+        // No write comes: the writer looks on its own once `IDLE_LOOK_AFTER` has passed.
+        let deadline = std::time::Instant::now() + IDLE_LOOK_AFTER * 20;
+        let compacted = loop {
+            let len = std::fs::metadata(&path).unwrap().len();
+            if len * 2 < sparse || std::time::Instant::now() > deadline {
+                break len;
+            }
+            tokio::time::sleep(IDLE_LOOK_AFTER / 5).await;
+        };
+        assert!(compacted * 2 < sparse, "{sparse} bytes → {compacted}");
+        assert_eq!(count(&store), 10);
+    }
+
+    #[tokio::test]
+    async fn a_user_without_channels_leaves_no_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let users = |store: &EmbeddedStore| {
+            let txn = shared(&store.db).begin_read().unwrap();
+            txn.open_table(USERS).unwrap().iter().unwrap().count()
+        };
+        let (kept, gone) = (
+            record("kept", "k@example.com"),
+            record("gone", "g@example.com"),
+        );
+        store.apply(create(&kept)).await.unwrap();
+        let created = store.apply(create(&gone)).await.unwrap().unwrap();
+        assert_eq!(users(&store), 2);
+        let delete = Change::Delete {
+            before: created.record,
+            was_primary: false,
+        };
+        store.apply(delete).await.unwrap();
+        assert_eq!(users(&store), 1);
+        // The user starts again from nothing.
+        store
+            .apply(create(&record("gone", "g@example.com")))
+            .await
+            .unwrap();
+        assert_eq!(users(&store), 2);
     }
 
     #[tokio::test]

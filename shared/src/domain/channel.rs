@@ -75,10 +75,15 @@ pub struct ChannelRecord {
     /// Creation time, ms since the epoch.
     pub created_at_millis: i64,
     /// The outstanding or last code or link.
+    // Absent rather than `null` when unset: the embedded store keeps records as JSON, and most
+    // channels never had a code (issue 13: the data directory per live channel). Records that
+    // hold `null` still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
     /// When a verification mail was last accepted for this channel. The cooldown is kept per
     /// address in the send log; this tells a send from the rollback of a refused one in the
     /// table's change stream (lifecycle events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sent_at_millis: Option<i64>,
     /// Increases with every write.
     pub version: u64,
@@ -178,8 +183,26 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use test_support::{link, record};
+
+    #[test]
+    fn a_record_stores_no_null_fields_and_reads_them_back() {
+        let bare = record(None, false);
+        let json = serde_json::to_string(&bare).unwrap();
+        assert!(!json.contains("null"), "{json}");
+        assert_eq!(serde_json::from_str::<ChannelRecord>(&json).unwrap(), bare);
+        // As records were written before.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old["verification"] = serde_json::Value::Null;
+        old["last_sent_at_millis"] = serde_json::Value::Null;
+        assert_eq!(serde_json::from_value::<ChannelRecord>(old).unwrap(), bare);
+        let mut sent = record(Some(link(1, 100, false)), false);
+        sent.last_sent_at_millis = Some(7);
+        let json = serde_json::to_string(&sent).unwrap();
+        assert_eq!(serde_json::from_str::<ChannelRecord>(&json).unwrap(), sent);
+    }
 
     #[test]
     fn status_failed_wins_over_expired() {

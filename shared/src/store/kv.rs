@@ -17,7 +17,9 @@ use crate::rules::verification::{LinkRefusal, check_link, redeemed};
 pub struct UserMeta {
     /// How many channels the user has.
     pub count: u32,
-    /// The primary channel, if any.
+    /// The primary channel, if any (absent when none, as in [`ChannelRecord`]'s optional
+    /// fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<ChannelId>,
 }
 
@@ -50,6 +52,8 @@ pub trait KvTables {
         holder: Option<&ChannelKey>,
     ) -> Result<(), StoreError>;
     fn user_meta(&self, user: &UserId) -> Result<UserMeta, StoreError>;
+    /// Setting the default (no channel, no primary) removes: a user who deleted every channel
+    /// leaves nothing behind.
     fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError>;
     /// Hex digest of a link token → its channel.
     fn link(&self, digest_hex: &str) -> Result<Option<ChannelKey>, StoreError>;

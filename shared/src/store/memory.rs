@@ -77,6 +77,10 @@ impl KvTables for Tables {
         Ok(self.users.get(user).cloned().unwrap_or_default())
     }
     fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
+        if *meta == UserMeta::default() {
+            self.users.remove(user);
+            return Ok(());
+        }
         self.users.insert(user.clone(), meta.clone());
         Ok(())
     }
