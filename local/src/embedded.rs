@@ -91,15 +91,33 @@ pub struct EmbeddedStore {
     events: Option<EventLog>,
     /// The writer thread, started by the first write (after `with_events`).
     writer: Arc<OnceLock<Writer>>,
-    /// When the writer looks whether to compact, besides when the file grows.
+    /// When the writer looks whether to compact.
     looks: Looks,
 }
 
-/// When the writer looks whether the file is worth compacting, besides when it grows.
+/// When the writer looks whether the file is worth compacting.
 #[derive(Debug, Clone, Copy)]
 struct Looks {
+    /// When it has grown by this many bytes since the last look.
+    on_growth_of: u64,
     every_commits: u64,
     idle_after: Duration,
+}
+
+impl Looks {
+    const DEFAULT: Looks = Looks {
+        on_growth_of: COMPACT_SLACK_BYTES,
+        every_commits: LOOK_EVERY_COMMITS,
+        idle_after: IDLE_LOOK_AFTER,
+    };
+
+    /// Tests that must know which looks ran turn the others off with this.
+    #[cfg(test)]
+    const NEVER: Looks = Looks {
+        on_growth_of: u64::MAX,
+        every_commits: u64::MAX,
+        idle_after: Duration::MAX,
+    };
 }
 
 impl EmbeddedStore {
@@ -133,21 +151,15 @@ impl EmbeddedStore {
             path,
             events: None,
             writer: Arc::new(OnceLock::new()),
-            looks: Looks {
-                every_commits: LOOK_EVERY_COMMITS,
-                idle_after: IDLE_LOOK_AFTER,
-            },
+            looks: Looks::DEFAULT,
         })
     }
 
     /// For tests that count on the file staying as their writes leave it, however slow the
     /// machine (on a loaded one, a churn makes more, smaller commits, and pauses).
     #[cfg(test)]
-    fn looking(mut self, every_commits: u64, idle_after: Duration) -> Self {
-        self.looks = Looks {
-            every_commits,
-            idle_after,
-        };
+    fn looking(mut self, looks: Looks) -> Self {
+        self.looks = looks;
         self
     }
 
@@ -179,9 +191,7 @@ impl EmbeddedStore {
         E: Failure + From<StoreError> + Send + 'static,
         F: Fn(&mut Recording<'_, Tables<'_>>) -> Result<T, E> + Send + 'static,
     {
-        let writer = self
-            .writer
-            .get_or_init(|| Writer::start(self, self.events.clone()));
+        let writer = self.writer.get_or_init(|| Writer::start(self));
         let stopped = || E::from(failed("the store's writer has stopped"));
         let (job, answer) = pending(work);
         let queue = writer.queue.as_ref().ok_or_else(stopped)?;
@@ -199,9 +209,10 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(store: &EmbeddedStore, events: Option<EventLog>) -> Writer {
+    fn start(store: &EmbeddedStore) -> Writer {
         let (queue, jobs) = std::sync::mpsc::channel();
         let (db, path, looks) = (store.db.clone(), store.path.clone(), store.looks);
+        let events = store.events.clone();
         let thread = std::thread::Builder::new()
             .name("redb-writer".into())
             .spawn(move || write_loop(&db, &path, events.as_ref(), &jobs, looks));
@@ -363,7 +374,7 @@ fn write_loop(
 ) {
     // The file size at which to look again whether it is worth compacting: a look is cheap
     // (redb's page counts), a compaction happens only when the file is sparse.
-    let look_again = |bytes: u64| bytes.saturating_add(COMPACT_SLACK_BYTES);
+    let look_again = |bytes: u64| bytes.saturating_add(looks.on_growth_of);
     let mut look_at = look_again(file_bytes(path).unwrap_or(0));
     let look = |look_at: &mut u64| {
         let mut db = db.write().unwrap_or_else(|e| e.into_inner());
@@ -854,21 +865,38 @@ mod tests {
         assert!(listed[0].is_primary);
     }
 
-    /// The bytes of the pages in use.
-    fn live_bytes(store: &EmbeddedStore) -> u64 {
+    const CHURN: usize = 10_000;
+
+    /// A store in a new directory whose writer looks only as `looks` says.
+    fn store_looking(looks: Looks) -> (tempfile::TempDir, PathBuf, EmbeddedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("channels.redb");
+        let store = EmbeddedStore::open(dir.path()).unwrap().looking(looks);
+        (dir, path, store)
+    }
+
+    /// `Err` when the file is sparse enough for a look to compact it.
+    fn not_sparse(path: &Path, store: &EmbeddedStore) -> Result<(), String> {
         let txn = shared(&store.db).begin_write().unwrap();
         let stats = txn.stats().unwrap();
         txn.abort().unwrap();
-        stats.allocated_pages() * stats.page_size() as u64
+        let live = stats.allocated_pages() * stats.page_size() as u64;
+        let file = std::fs::metadata(path).unwrap().len();
+        match file <= compact_above(live) {
+            true => Ok(()),
+            false => Err(format!("{file} bytes for {live} of pages")),
+        }
     }
 
-    /// Creates 3,000 channels and deletes all but the first 10: a file mostly free pages.
-    async fn churn(store: &EmbeddedStore) -> Vec<ChannelRecord> {
-        let creates: Vec<_> = (0..3000)
+    /// Creates `n` channels and deletes all but the first 10: a file mostly free pages.
+    /// Thousands of them make a file of a few MiB: well above `COMPACT_SLACK_BYTES` once no
+    /// look runs during the churn.
+    async fn churn(store: &EmbeddedStore, n: usize) -> Vec<ChannelRecord> {
+        let creates: Vec<_> = (0..n)
             .map(|i| {
                 let (store, r) = (
                     store.clone(),
-                    record(&format!("u{}", i % 50), &format!("v{i}@example.com")),
+                    record(&format!("u{}", i % 200), &format!("v{i}@example.com")),
                 );
                 tokio::spawn(async move { store.apply(create(&r)).await })
             })
@@ -897,50 +925,37 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_compacts_a_file_that_deletes_left_sparse() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("channels.redb");
-        let store = EmbeddedStore::open(dir.path())
-            .unwrap()
-            .looking(LOOK_EVERY_COMMITS, Duration::MAX);
-        churn(&store).await;
+        let (_dir, path, store) = store_looking(Looks {
+            idle_after: Duration::MAX,
+            ..Looks::DEFAULT
+        });
+        churn(&store, CHURN).await;
         // Small writes, one commit each: the file does not grow, but the writer looks.
         for i in 0..LOOK_EVERY_COMMITS {
             let r = record(&format!("late{i}"), &format!("late{i}@example.com"));
             store.apply(create(&r)).await.unwrap();
         }
-        // Sparse no more (a look during the churn may have compacted it already; without the
-        // looks every so many commits, the deletes leave it sparse).
-        let (file, live) = (std::fs::metadata(&path).unwrap().len(), live_bytes(&store));
-        assert!(
-            file <= compact_above(live),
-            "{file} bytes for {live} of pages"
-        );
+        // Not sparse: the looks every so many commits compacted it (during the churn or after;
+        // with no other look running, the deletes leave it sparse without them).
+        not_sparse(&path, &store).unwrap();
         assert_eq!(count(&store), 10 + LOOK_EVERY_COMMITS as usize);
     }
 
     #[tokio::test]
     async fn the_writer_compacts_when_writes_pause() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("channels.redb");
-        let store = EmbeddedStore::open(dir.path())
-            .unwrap()
-            .looking(u64::MAX, IDLE_LOOK_AFTER);
-        churn(&store).await;
-        let live = || live_bytes(&store);
+        let (_dir, path, store) = store_looking(Looks {
+            idle_after: IDLE_LOOK_AFTER,
+            ..Looks::NEVER
+        });
+        churn(&store, CHURN).await;
         // No write comes: the writer looks on its own once `IDLE_LOOK_AFTER` has passed, and
-        // compacts the file the deletes left sparse (as the test above shows they do).
+        // compacts the file the deletes left sparse. (A pause of the churn on a loaded machine
+        // may have let it look already.)
         let deadline = std::time::Instant::now() + IDLE_LOOK_AFTER * 20;
-        let (file, live) = loop {
-            let (file, live) = (std::fs::metadata(&path).unwrap().len(), live());
-            if file <= compact_above(live) || std::time::Instant::now() > deadline {
-                break (file, live);
-            }
+        while let Err(sparse) = not_sparse(&path, &store) {
+            assert!(std::time::Instant::now() < deadline, "{sparse}");
             tokio::time::sleep(IDLE_LOOK_AFTER / 5).await;
-        };
-        assert!(
-            file <= compact_above(live),
-            "{file} bytes for {live} of pages"
-        );
+        }
         assert_eq!(count(&store), 10);
     }
 
@@ -975,13 +990,9 @@ mod tests {
 
     #[tokio::test]
     async fn reopening_compacts_a_sparse_file_and_keeps_every_claim() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("channels.redb");
         // No look while it runs: the churn leaves the file sparse.
-        let store = EmbeddedStore::open(dir.path())
-            .unwrap()
-            .looking(u64::MAX, Duration::MAX);
-        let records = churn(&store).await;
+        let (dir, path, store) = store_looking(Looks::NEVER);
+        let records = churn(&store, CHURN).await;
         drop(store);
         let sparse = std::fs::metadata(&path).unwrap().len();
         let store = EmbeddedStore::open(dir.path()).unwrap();
