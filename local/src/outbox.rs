@@ -160,11 +160,16 @@ impl Mailer for Outbox {
         file.append(&format!("\n{line}"))
             .map_err(|e| MailError(e.to_string()))?;
         if self.echo {
+            // Formatted first and written whole: `println!` on a line-buffered stdout makes a
+            // `write` for every piece that holds a newline (five per mail), each waking whoever
+            // reads the terminal or pipe.
             let rule = "-".repeat(72);
-            println!(
-                "{rule}\nMAIL to {}\nSubject: {}\n\n{}{rule}",
+            let text = format!(
+                "{rule}\nMAIL to {}\nSubject: {}\n\n{}{rule}\n",
                 delivered.to, delivered.subject, delivered.text
             );
+            // A closed or full console must not fail a mail that is already in the outbox.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
         Ok(())
     }
