@@ -1009,4 +1009,128 @@ mod tests {
             Err(WriteError::ValueExists)
         );
     }
+
+    /// Counts what reaches the tables under a [`Recording`]: channel and meta reads, meta writes.
+    struct Counting<'a, 't> {
+        inner: &'a mut Tables<'t>,
+        channel_reads: std::cell::Cell<u32>,
+        meta_reads: std::cell::Cell<u32>,
+        meta_writes: u32,
+    }
+
+    impl KvTables for Counting<'_, '_> {
+        fn channel(
+            &self,
+            user: &UserId,
+            id: ChannelId,
+        ) -> Result<Option<ChannelRecord>, StoreError> {
+            self.channel_reads.set(self.channel_reads.get() + 1);
+            self.inner.channel(user, id)
+        }
+        fn put_channel(&mut self, record: &ChannelRecord) -> Result<(), StoreError> {
+            self.inner.put_channel(record)
+        }
+        fn remove_channel(&mut self, user: &UserId, id: ChannelId) -> Result<(), StoreError> {
+            self.inner.remove_channel(user, id)
+        }
+        fn value_claim(
+            &self,
+            user: &UserId,
+            value: &EmailAddress,
+        ) -> Result<Option<ChannelId>, StoreError> {
+            self.inner.value_claim(user, value)
+        }
+        fn set_value_claim(
+            &mut self,
+            user: &UserId,
+            value: &EmailAddress,
+            holder: Option<ChannelId>,
+        ) -> Result<(), StoreError> {
+            self.inner.set_value_claim(user, value, holder)
+        }
+        fn auth_claim(&self, value: &EmailAddress) -> Result<Option<ChannelKey>, StoreError> {
+            self.inner.auth_claim(value)
+        }
+        fn set_auth_claim(
+            &mut self,
+            value: &EmailAddress,
+            holder: Option<&ChannelKey>,
+        ) -> Result<(), StoreError> {
+            self.inner.set_auth_claim(value, holder)
+        }
+        fn user_meta(&self, user: &UserId) -> Result<UserMeta, StoreError> {
+            self.meta_reads.set(self.meta_reads.get() + 1);
+            self.inner.user_meta(user)
+        }
+        fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
+            self.meta_writes += 1;
+            self.inner.set_user_meta(user, meta)
+        }
+        fn link(&self, digest_hex: &str) -> Result<Option<ChannelKey>, StoreError> {
+            self.inner.link(digest_hex)
+        }
+        fn set_link(
+            &mut self,
+            digest_hex: &str,
+            holder: Option<&ChannelKey>,
+        ) -> Result<(), StoreError> {
+            self.inner.set_link(digest_hex, holder)
+        }
+        fn send_log(&self, address: &EmailAddress) -> Result<Vec<i64>, StoreError> {
+            self.inner.send_log(address)
+        }
+        fn set_send_log(&mut self, address: &EmailAddress, log: &[i64]) -> Result<(), StoreError> {
+            self.inner.set_send_log(address, log)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_update_reads_its_channel_and_meta_once_and_leaves_the_meta_row_alone() {
+        let (_dir, _path, store) = store_looking(Looks::NEVER);
+        let before = record("a", "x@example.com");
+        store.apply(create(&before)).await.unwrap();
+        let before = store
+            .get(&before.user_id, before.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .record;
+        let mut after = before.clone();
+        after.is_verified = true;
+        after.version += 1;
+        let update = Change::Update {
+            before: before.clone(),
+            after: after.clone(),
+            primary: PrimaryChange::Keep,
+            was_primary: false,
+            send_log: None,
+        };
+        let db = shared(&store.db);
+        let txn = db.begin_write().unwrap();
+        let mut tables = Tables::open(&txn).unwrap();
+        let mut counting = Counting {
+            inner: &mut tables,
+            channel_reads: Default::default(),
+            meta_reads: Default::default(),
+            meta_writes: 0,
+        };
+        let mut recording = Recording::new(&mut counting);
+        kv::apply(&mut recording, &update).unwrap();
+        // What the local stream notes is unchanged: the channel as it was, and as written.
+        let [
+            Written::Channel {
+                before: noted,
+                after: written,
+            },
+        ] = recording.committed.as_slice()
+        else {
+            panic!("one channel write noted: {:?}", recording.committed.len());
+        };
+        assert_eq!(noted.as_ref().map(|c| &c.record), Some(&before));
+        assert_eq!(written.as_ref().map(|c| &c.record), Some(&after));
+        drop(recording);
+        assert_eq!(counting.channel_reads.get(), 1, "channel reads");
+        assert_eq!(counting.meta_reads.get(), 1, "meta reads");
+        assert_eq!(counting.meta_writes, 0, "meta writes");
+    }
 }

@@ -5,6 +5,7 @@
 //! also writes the demoted channel (its version only, here); as on the stream, that write
 //! changes nothing but `is_primary` and maps to no event.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -31,6 +32,11 @@ pub struct Recording<'a, T> {
     primary_before: Option<Option<ChannelId>>,
     /// What was written, in order.
     pub committed: Vec<Written>,
+    /// The channel and the meta as this transaction last read or wrote them. A change reads
+    /// both to check its conditions just before it writes; noting the write needs them again,
+    /// and reading them twice cost two lookups and two JSON decodes per write.
+    seen_channel: RefCell<Option<(ChannelKey, Option<ChannelRecord>)>>,
+    seen_meta: RefCell<Option<(UserId, UserMeta)>>,
 }
 
 impl<'a, T: KvTables> Recording<'a, T> {
@@ -40,22 +46,26 @@ impl<'a, T: KvTables> Recording<'a, T> {
             inner,
             primary_before: None,
             committed: Vec::new(),
+            seen_channel: RefCell::new(None),
+            seen_meta: RefCell::new(None),
         }
     }
 
     /// The channel as stored now, and whether it is primary before and after this transaction.
+    /// Takes the channel out of what was seen: it is about to be written.
     fn channel_now(
         &self,
         user: &UserId,
         id: ChannelId,
     ) -> Result<(Option<ChannelRecord>, bool, bool), StoreError> {
-        let now = self.inner.user_meta(user)?.primary;
+        let now = self.user_meta(user)?.primary;
         let before = self.primary_before.unwrap_or(now);
-        Ok((
-            self.inner.channel(user, id)?,
-            before == Some(id),
-            now == Some(id),
-        ))
+        let seen = self.seen_channel.borrow_mut().take();
+        let record = match seen {
+            Some(((u, i), record)) if u == *user && i == id => record,
+            _ => self.inner.channel(user, id)?,
+        };
+        Ok((record, before == Some(id), now == Some(id)))
     }
 
     fn note_channel(
@@ -85,8 +95,11 @@ impl<'a, T: KvTables> Recording<'a, T> {
 
 impl<T: KvTables> KvTables for Recording<'_, T> {
     fn channel(&self, user: &UserId, id: ChannelId) -> Result<Option<ChannelRecord>, StoreError> {
-        self.inner.channel(user, id)
+        let record = self.inner.channel(user, id)?;
+        *self.seen_channel.borrow_mut() = Some(((user.clone(), id), record.clone()));
+        Ok(record)
     }
+    // Both leave nothing seen of the channel (`channel_now` took it).
     fn put_channel(&mut self, record: &ChannelRecord) -> Result<(), StoreError> {
         self.note_channel(&record.user_id, record.id, Some(record))?;
         self.inner.put_channel(record)
@@ -121,10 +134,17 @@ impl<T: KvTables> KvTables for Recording<'_, T> {
         self.inner.set_auth_claim(value, holder)
     }
     fn user_meta(&self, user: &UserId) -> Result<UserMeta, StoreError> {
-        self.inner.user_meta(user)
+        if let Some((u, meta)) = &*self.seen_meta.borrow()
+            && u == user
+        {
+            return Ok(meta.clone());
+        }
+        let meta = self.inner.user_meta(user)?;
+        *self.seen_meta.borrow_mut() = Some((user.clone(), meta.clone()));
+        Ok(meta)
     }
     fn set_user_meta(&mut self, user: &UserId, meta: &UserMeta) -> Result<(), StoreError> {
-        let before = self.inner.user_meta(user)?.primary;
+        let before = self.user_meta(user)?.primary;
         self.primary_before.get_or_insert(before);
         if before != meta.primary {
             self.committed.push(Written::Primary {
@@ -133,7 +153,9 @@ impl<T: KvTables> KvTables for Recording<'_, T> {
                 after: meta.primary,
             });
         }
-        self.inner.set_user_meta(user, meta)
+        self.inner.set_user_meta(user, meta)?;
+        *self.seen_meta.borrow_mut() = Some((user.clone(), meta.clone()));
+        Ok(())
     }
     fn link(&self, digest_hex: &str) -> Result<Option<ChannelKey>, StoreError> {
         self.inner.link(digest_hex)
