@@ -9,6 +9,7 @@
 //! most of a write's cost.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -49,17 +50,23 @@ pub const CACHE_BYTES: usize = 4 << 20;
 const MAX_GROUP: usize = 256;
 /// The file is compacted when it is more than this percentage of its live pages (and more than
 /// `COMPACT_SLACK_BYTES` above them): at start-up, and by the writer whenever the file has
-/// grown by `COMPACT_SLACK_BYTES` since the last look, every `LOOK_EVERY_COMMITS` commits, and
-/// when writes pause. redb reuses freed pages but never gives them back, so without this the
-/// file keeps the size of the busiest moment (a bench's churn left 12 MB for 5,000 channels).
+/// grown by `COMPACT_SLACK_BYTES` since the last look, after enough deletes (see
+/// `LOOK_AFTER_REMOVALS`), and when writes pause. redb reuses freed pages but never gives them
+/// back, so without this the file keeps the size of the busiest moment (a bench's churn left 12 MB for 5,000 channels).
 /// Even compacted, the file stays up to 2× its live pages: redb grows a file by doubling it and
 /// shrinks it only by half its trailing free space, and only while that is half the file
 /// (`try_shrink`); so a lower percentage would compact at every look for nothing.
 const COMPACT_PERCENT: u64 = 150;
 const COMPACT_SLACK_BYTES: u64 = 1 << 20;
-/// The writer also looks after this many commits (a look reads redb's page counts: well under
-/// a commit's cost)…
-const LOOK_EVERY_COMMITS: u64 = 256;
+/// The writer also looks after this many channels were deleted since the last look, or one per
+/// `REMOVAL_SPACING_BYTES` of file if that is more: only deletes shrink the live data, so only
+/// they can leave a file sparse that did not grow. A look walks every tree of the file (redb's
+/// `stats`), a read of the whole store; spaced with the file's size, looks cost about the same
+/// per delete however large the store. (They used to run every 256 commits, which a run of
+/// sends or updates paid for nothing.) A channel's items take 1–1.5 KB of file, so a quarter
+/// of it or more is gone by the next look…
+const LOOK_AFTER_REMOVALS: u64 = 1024;
+const REMOVAL_SPACING_BYTES: u64 = 4096;
 /// … and when no write has come for this long after the last look: the end of a burst.
 const IDLE_LOOK_AFTER: Duration = Duration::from_millis(500);
 
@@ -93,6 +100,9 @@ pub struct EmbeddedStore {
     writer: Arc<OnceLock<Writer>>,
     /// When the writer looks whether to compact.
     looks: Looks,
+    /// How many times it has looked: what the tests of [`Looks`] observe (the file alone does
+    /// not tell, as redb also gives back free space at its end as it commits).
+    looked: Arc<AtomicU64>,
 }
 
 /// When the writer looks whether the file is worth compacting.
@@ -100,22 +110,33 @@ pub struct EmbeddedStore {
 struct Looks {
     /// When it has grown by this many bytes since the last look.
     on_growth_of: u64,
-    every_commits: u64,
+    /// When this many channels were deleted since the last look…
+    after_removals: u64,
+    /// … or one per this many bytes of file, if that is more.
+    removal_spacing: u64,
+    /// When no write has come for this long after a write.
     idle_after: Duration,
 }
 
 impl Looks {
     const DEFAULT: Looks = Looks {
         on_growth_of: COMPACT_SLACK_BYTES,
-        every_commits: LOOK_EVERY_COMMITS,
+        after_removals: LOOK_AFTER_REMOVALS,
+        removal_spacing: REMOVAL_SPACING_BYTES,
         idle_after: IDLE_LOOK_AFTER,
     };
+
+    /// How many deletes the writer lets pass between two looks at a file of `bytes`.
+    fn removals_before_look(self, bytes: u64) -> u64 {
+        (bytes / self.removal_spacing.max(1)).max(self.after_removals)
+    }
 
     /// Tests that must know which looks ran turn the others off with this.
     #[cfg(test)]
     const NEVER: Looks = Looks {
         on_growth_of: u64::MAX,
-        every_commits: u64::MAX,
+        after_removals: u64::MAX,
+        removal_spacing: u64::MAX,
         idle_after: Duration::MAX,
     };
 }
@@ -152,6 +173,7 @@ impl EmbeddedStore {
             events: None,
             writer: Arc::new(OnceLock::new()),
             looks: Looks::DEFAULT,
+            looked: Arc::default(),
         })
     }
 
@@ -212,10 +234,10 @@ impl Writer {
     fn start(store: &EmbeddedStore) -> Writer {
         let (queue, jobs) = std::sync::mpsc::channel();
         let (db, path, looks) = (store.db.clone(), store.path.clone(), store.looks);
-        let events = store.events.clone();
+        let (events, looked) = (store.events.clone(), store.looked.clone());
         let thread = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || write_loop(&db, &path, events.as_ref(), &jobs, looks));
+            .spawn(move || write_loop(&db, &path, events.as_ref(), &jobs, looks, &looked));
         match thread {
             Ok(thread) => Writer {
                 queue: Some(queue),
@@ -371,21 +393,23 @@ fn write_loop(
     events: Option<&EventLog>,
     jobs: &Receiver<Box<dyn Job>>,
     looks: Looks,
+    looked: &AtomicU64,
 ) {
     // The file size at which to look again whether it is worth compacting: a look is cheap
     // (redb's page counts), a compaction happens only when the file is sparse.
     let look_again = |bytes: u64| bytes.saturating_add(looks.on_growth_of);
     let mut look_at = look_again(file_bytes(path).unwrap_or(0));
     let look = |look_at: &mut u64| {
+        looked.fetch_add(1, Ordering::Relaxed);
         let mut db = db.write().unwrap_or_else(|e| e.into_inner());
         match compact_if_sparse(&mut db, path) {
             Ok(bytes) => *look_at = look_again(bytes),
             Err(e) => tracing::warn!(error = %e.0, "cannot compact the embedded store"),
         }
     };
-    let mut commits: u64 = 0;
-    // Commits since the last look.
+    // Commits, and channels deleted, since the last look.
     let mut unlooked: u64 = 0;
+    let mut removed: u64 = 0;
     loop {
         let first = match jobs.recv_timeout(looks.idle_after) {
             Ok(job) => job,
@@ -394,7 +418,7 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => {
                 if unlooked > 0 {
                     look(&mut look_at);
-                    unlooked = 0;
+                    (unlooked, removed) = (0, 0);
                 }
                 match jobs.recv() {
                     Ok(job) => job,
@@ -405,15 +429,13 @@ fn write_loop(
         };
         let mut group = vec![first];
         group.extend(jobs.try_iter().take(MAX_GROUP - 1));
-        commit_group(&shared(db), events, group);
-        // Deletes free pages without growing the file: look now and then as well.
-        commits = commits.wrapping_add(1);
+        removed = removed.saturating_add(commit_group(&shared(db), events, group));
         unlooked += 1;
-        let due = commits.is_multiple_of(looks.every_commits);
         match file_bytes(path) {
-            Ok(bytes) if due || bytes > look_at => {
+            // Deletes free pages without growing the file: look after enough of them as well.
+            Ok(bytes) if bytes > look_at || removed >= looks.removals_before_look(bytes) => {
                 look(&mut look_at);
-                unlooked = 0;
+                (unlooked, removed) = (0, 0);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e.0, "cannot read the embedded store's size"),
@@ -429,7 +451,9 @@ enum Ended {
     StoreFailed(usize),
 }
 
-fn commit_group(db: &Database, events: Option<&EventLog>, mut group: Vec<Box<dyn Job>>) {
+/// Commits `group` (each change that makes the store fail is taken out and failed alone) and
+/// answers its requests; returns how many channels the committed changes deleted.
+fn commit_group(db: &Database, events: Option<&EventLog>, mut group: Vec<Box<dyn Job>>) -> u64 {
     // Held from before the transaction until its events are appended: one order for both.
     let mut order = events.map(EventLog::order);
     while !group.is_empty() {
@@ -441,7 +465,16 @@ fn commit_group(db: &Database, events: Option<&EventLog>, mut group: Vec<Box<dyn
                 for job in group {
                     job.answer(None);
                 }
-                return;
+                let deleted = written.iter().flatten().filter(|w| {
+                    matches!(
+                        w,
+                        Written::Channel {
+                            before: Some(_),
+                            after: None
+                        }
+                    )
+                });
+                return deleted.count() as u64;
             }
             // That change fails alone, with its own error; the others start over without it.
             Ok(Ended::StoreFailed(i)) => group.remove(i).answer(None),
@@ -449,10 +482,11 @@ fn commit_group(db: &Database, events: Option<&EventLog>, mut group: Vec<Box<dyn
                 for job in group {
                     job.answer(Some(failed(&e.0)));
                 }
-                return;
+                return 0;
             }
         }
     }
+    0
 }
 
 fn apply_group(db: &Database, group: &mut [Box<dyn Job>]) -> Result<Ended, StoreError> {
@@ -925,20 +959,76 @@ mod tests {
 
     #[tokio::test]
     async fn the_writer_compacts_a_file_that_deletes_left_sparse() {
-        let (_dir, path, store) = store_looking(Looks {
-            idle_after: Duration::MAX,
-            ..Looks::DEFAULT
+        let file_after_churn = |looks: Looks| async move {
+            let (_dir, path, store) = store_looking(looks);
+            churn(&store, CHURN).await;
+            // The writer looks after it answered the last deletes.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (
+                file_bytes(&path).unwrap(),
+                store.looked.load(Ordering::Relaxed),
+            )
+        };
+        let (unlooked, none) = file_after_churn(Looks::NEVER).await;
+        let (looked, looks) = file_after_churn(Looks {
+            after_removals: Looks::DEFAULT.after_removals,
+            removal_spacing: Looks::DEFAULT.removal_spacing,
+            ..Looks::NEVER
+        })
+        .await;
+        assert_eq!(none, 0);
+        // Looks during the deletes of the churn (a few MiB of file: one per 1,024 deletes or
+        // more), and the file compacted as they went: with no look, the churn leaves it at
+        // its largest.
+        assert!(looks >= 2, "{looks} looks");
+        assert!(
+            looked * 2 < unlooked,
+            "{looked} bytes, {unlooked} without looks"
+        );
+    }
+
+    #[tokio::test]
+    async fn updates_and_creates_do_not_make_the_writer_look_deletes_do() {
+        let (_dir, _path, store) = store_looking(Looks {
+            after_removals: 5,
+            removal_spacing: u64::MAX,
+            ..Looks::NEVER
         });
-        churn(&store, CHURN).await;
-        // Small writes, one commit each: the file does not grow, but the writer looks.
-        for i in 0..LOOK_EVERY_COMMITS {
-            let r = record(&format!("late{i}"), &format!("late{i}@example.com"));
-            store.apply(create(&r)).await.unwrap();
+        let mut records = Vec::new();
+        for i in 0..10 {
+            let r = record(&format!("u{i}"), &format!("v{i}@example.com"));
+            records.push(store.apply(create(&r)).await.unwrap().unwrap().record);
         }
-        // Not sparse: the looks every so many commits compacted it (during the churn or after;
-        // with no other look running, the deletes leave it sparse without them).
-        not_sparse(&path, &store).unwrap();
-        assert_eq!(count(&store), 10 + LOOK_EVERY_COMMITS as usize);
+        // Hundreds of commits, one change each, none a delete.
+        for _ in 0..30 {
+            for r in records.iter_mut() {
+                let mut after = r.clone();
+                after.last_sent_at_millis = Some(now_millis());
+                after.version += 1;
+                let update = Change::Update {
+                    before: r.clone(),
+                    after,
+                    primary: PrimaryChange::Keep,
+                    was_primary: false,
+                    send_log: None,
+                };
+                *r = store.apply(update).await.unwrap().unwrap().record;
+            }
+        }
+        assert_eq!(store.looked.load(Ordering::Relaxed), 0);
+        for r in &records[..5] {
+            let gone = Change::Delete {
+                before: r.clone(),
+                was_primary: false,
+            };
+            store.apply(gone).await.unwrap();
+        }
+        // The writer looks after it answered the fifth delete.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while store.looked.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.looked.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
