@@ -261,16 +261,20 @@ pub fn channel_events(
     let now = &after.record;
     let mut events = Vec::new();
 
-    let mut updated = event(EventType::Updated, after);
-    if before.value != now.value {
-        updated.detail.changed_fields.push("value");
-        updated.detail.previous.value = Some(before.value.as_str().to_owned());
-    }
-    if before.used_for_auth != now.used_for_auth {
-        updated.detail.changed_fields.push("used_for_auth");
-        updated.detail.previous.used_for_auth = Some(before.used_for_auth);
-    }
-    if !updated.detail.changed_fields.is_empty() {
+    // Built only when a field changed: most writes (a send, an attempt) change none, and an
+    // event costs its id's hash and the channel's rendering.
+    let value_changed = before.value != now.value;
+    let auth_changed = before.used_for_auth != now.used_for_auth;
+    if value_changed || auth_changed {
+        let mut updated = event(EventType::Updated, after);
+        if value_changed {
+            updated.detail.changed_fields.push("value");
+            updated.detail.previous.value = Some(before.value.as_str().to_owned());
+        }
+        if auth_changed {
+            updated.detail.changed_fields.push("used_for_auth");
+            updated.detail.previous.used_for_auth = Some(before.used_for_auth);
+        }
         events.push(updated);
     }
 
