@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use cc_aws::lambda::Function;
 use cc_local::embedded::EmbeddedStore;
 use contact_channels::Service;
 use contact_channels::config::{Config, Profile};
@@ -57,9 +58,34 @@ fn assert_error(got: &(u16, http::HeaderMap, Value), status: u16, code: &str) {
 const BASE: &str = "/api/v1/contact-channels";
 const CHANNEL: &str = "/api/v1/contact-channels/alice/00000000-0000-4000-8000-000000000001";
 
+/// The route sets the answers below must hold for: the local server's (all) and each
+/// function's. A function answers for the whole table, not only its own routes: with only
+/// `/{user_id}/{contact_channel_id}` registered, `GET …/verify/check-code` would reach the read
+/// handler (a 400) instead of being the static path's 405.
+fn route_sets() -> Vec<Vec<Route>> {
+    let mut sets = vec![Route::ALL.to_vec()];
+    sets.extend(FUNCTIONS.iter().map(|f| f.routes()));
+    sets
+}
+
+const FUNCTIONS: [Function; 6] = [
+    Function::Create,
+    Function::List,
+    Function::Patch,
+    Function::Delete,
+    Function::SendVerification,
+    Function::Attempt,
+];
+
 #[tokio::test]
 async fn unknown_paths_are_a_json_404() {
-    let api = api(Route::ALL);
+    for routes in route_sets() {
+        unknown_paths_are_a_json_404_for(&routes).await;
+    }
+}
+
+async fn unknown_paths_are_a_json_404_for(routes: &[Route]) {
+    let api = api(routes);
     for path in [
         "/",
         "/api/v1/contact-channels/",
@@ -68,13 +94,21 @@ async fn unknown_paths_are_a_json_404() {
         "/api/v1/contact-channels/a/b/c",
         "/api/v1/contact-channels/a/b/send-verification-code/x",
     ] {
-        assert_error(&api.send("GET", path, true, "").await, 404, "NOT_FOUND");
+        let got = api.send("GET", path, true, "").await;
+        assert_eq!(got.0, 404, "GET {path} with {routes:?}");
+        assert_error(&got, 404, "NOT_FOUND");
     }
 }
 
 #[tokio::test]
 async fn other_methods_are_a_json_405_with_the_paths_allow_header() {
-    let api = api(Route::ALL);
+    for routes in route_sets() {
+        other_methods_are_a_json_405_for(&routes).await;
+    }
+}
+
+async fn other_methods_are_a_json_405_for(routes: &[Route]) {
+    let api = api(routes);
     for (method, path, allow) in [
         ("PUT", CHANNEL, "GET, PATCH, DELETE"),
         ("HEAD", CHANNEL, "GET, PATCH, DELETE"),
@@ -87,7 +121,7 @@ async fn other_methods_are_a_json_405_with_the_paths_allow_header() {
         if method != "HEAD" {
             assert_error(&got, 405, "METHOD_NOT_ALLOWED");
         }
-        assert_eq!(got.0, 405, "{method} {path}");
+        assert_eq!(got.0, 405, "{method} {path} with {routes:?}");
         assert_eq!(got.1.get("allow").unwrap(), allow, "{method} {path}");
     }
 }
@@ -101,6 +135,18 @@ async fn a_function_answers_404_for_a_route_another_function_serves() {
     let got = list_only.send("PUT", CHANNEL, true, "").await;
     assert_error(&got, 405, "METHOD_NOT_ALLOWED");
     assert_eq!(got.1.get("allow").unwrap(), "GET, PATCH, DELETE");
+    // And on paths it serves nothing on, whatever the route.
+    let send_only = api(&Function::SendVerification.routes());
+    for (method, path) in [
+        ("POST", BASE.to_owned()),
+        ("GET", CHANNEL.to_owned()),
+        ("POST", "/api/v1/contact-channels/verify".to_owned()),
+        ("POST", format!("{CHANNEL}/attempt-verification")),
+    ] {
+        let got = send_only.send(method, &path, true, "{}").await;
+        assert_eq!(got.0, 404, "{method} {path}");
+        assert_error(&got, 404, "NOT_FOUND");
+    }
 }
 
 #[tokio::test]
