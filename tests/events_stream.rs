@@ -287,9 +287,10 @@ async fn a_session_on_dynamodb_reaches_the_bus_as_events_in_commit_order() {
     let (user, a, b, code) = session(&server).await;
 
     let event = stream_event(&arn).await;
-    // What `events/stream.json` was made from (ids and user then replaced by fixed ones).
+    // What `events/stream.json` was made from (ids and user then replaced by fixed ones). In
+    // cargo's scratch directory for integration tests, which follows `CARGO_TARGET_DIR`.
     std::fs::write(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/stream-capture.json"),
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/stream-capture.json"),
         serde_json::to_string_pretty(&event).unwrap(),
     )
     .unwrap();
