@@ -21,6 +21,8 @@ BIN_EventsFunction := cc-events
 # `sam build` builds with PROFILE=release; the SAM test reuses the debug build (PROFILE=dev).
 PROFILE ?= release
 PROFILE_DIR := $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+# Where cargo puts its builds: `target/`, or `CARGO_TARGET_DIR` when set (a shared build cache).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 
 # The TypeScript SDK (clients/typescript) and its account page example (examples/account-page).
 SDK := clients/typescript
@@ -78,14 +80,14 @@ functions: ## One cargo build of all seven function binaries (PROFILE=release by
 build: functions ## Release binaries and one deployable zip per function under dist/
 	rm -rf dist && mkdir -p dist
 	for f in $(FUNCTIONS); do \
-	  mkdir -p dist/$$f && cp target/$(PROFILE_DIR)/cc-$$f dist/$$f/bootstrap && \
+	  mkdir -p dist/$$f && cp $(TARGET_DIR)/$(PROFILE_DIR)/cc-$$f dist/$$f/bootstrap && \
 	  (cd dist/$$f && $(PYTHON) -m zipfile -c ../$$f.zip bootstrap); \
 	done
 	ls -l dist/*.zip
 
 # Called by `sam build` (BuildMethod: makefile), once per function, in the source tree.
 build-%: functions
-	cp target/$(PROFILE_DIR)/$(BIN_$*) $(ARTIFACTS_DIR)/bootstrap
+	cp $(TARGET_DIR)/$(PROFILE_DIR)/$(BIN_$*) $(ARTIFACTS_DIR)/bootstrap
 
 sam-build: $(VENV)/.sam ## Validate (with cfn-lint) and build the SAM stack
 	$(VENV)/bin/sam validate --lint
@@ -136,7 +138,7 @@ $(CHROMIUM):
 test-sdk: sdk build-debug $(CHROMIUM) ## The TypeScript SDK: types, unit, integration and browser tests
 	cd $(SDK) && npm run -s typecheck && npm run -s check:openapi
 	cd $(SDK) && node --test test/unit/*.test.mjs
-	cd $(SDK) && CC_LOCAL_BIN=$(CURDIR)/target/debug/contact-channels-local CHROMIUM=$(CHROMIUM) \
+	cd $(SDK) && CC_LOCAL_BIN=$(TARGET_DIR)/debug/contact-channels-local CHROMIUM=$(CHROMIUM) \
 	  SCREENSHOT_DIR=$(CURDIR)/target/sdk-browser node --test --test-concurrency=1 test/integration/*.test.mjs test/browser/*.test.mjs
 
 # openapi.json validated as OpenAPI 3.1 (test-rust checks it is what the code generates), then
