@@ -979,10 +979,12 @@ mod tests {
         assert_eq!(none, 0);
         // Looks during the deletes of the churn (a few MiB of file: one per 1,024 deletes or
         // more), and the file compacted as they went: with no look, the churn leaves it at
-        // its largest.
+        // its largest. Typically about half the size; where the last compaction falls among
+        // the deletes and redb's growth in doublings move that (0.504 in one CI run), so the
+        // bound is three quarters, still far from the 1.0 of a writer that never looks.
         assert!(looks >= 2, "{looks} looks");
         assert!(
-            looked * 2 < unlooked,
+            looked * 4 < unlooked * 3,
             "{looked} bytes, {unlooked} without looks"
         );
     }
