@@ -247,9 +247,21 @@ impl Function {
         self.child.id()
     }
 
-    /// Everything the process wrote (its log).
+    /// Everything the process wrote (its log). A function writes a request's lines before it
+    /// posts the response, but the thread that reads its pipe may not have run yet when the
+    /// test gets the response (seen on a loaded CI machine): this waits until the log has been
+    /// quiet for 100 ms (3 s at most).
     pub fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut seen = self.stderr.lock().unwrap().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.stderr.lock().unwrap().len();
+            if now == seen || std::time::Instant::now() > deadline {
+                return self.stderr.lock().unwrap().clone();
+            }
+            seen = now;
+        }
     }
 
     /// Waits for the process to exit, up to `limit`.
