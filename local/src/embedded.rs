@@ -973,10 +973,12 @@ mod tests {
         });
         churn(&store, CHURN).await;
         // The writer looks during the deletes of the churn (a few MiB of file: one look per
-        // 1,024 deletes or more) and compacts as they go, the last time after it answered the
-        // last deletes; a loaded machine may take a while to get there, hence the wait. The
-        // file typically ends at 0.1-0.4 of the never-looking one's (a writer that never
-        // looks: 1.0).
+        // 1,024 deletes or more) and compacts as they go; a loaded machine may take a while to
+        // get to the last one, hence the wait. The file ends where the last compaction left
+        // it, and that look can fall up to ~1,500 deletes before the end of the churn, so the
+        // result varies: 0.07-0.38 of the never-looking file in eight local runs, 0.504 once
+        // in CI. Three quarters is what the mechanism guarantees here; a writer that never
+        // looks stays at 1.0 and fails.
         let mut looked = file_bytes(&path).unwrap();
         for _ in 0..100 {
             if looked * 4 < unlooked * 3 {
